@@ -1,0 +1,51 @@
+# One entry point for everything: run, test, lint, bench, schema, migration.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint format bench schema migration clean
+
+help:  ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/activate:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed  ## Serve on http://127.0.0.1:8000 (migrates; creates the demo site on an empty database)
+	$(BIN)/datasaas serve --demo
+
+lint: $(VENV)/.dev-installed  ## ruff + mypy --strict
+	$(BIN)/ruff check datasaas tests
+	$(BIN)/ruff format --check datasaas tests
+	$(BIN)/mypy datasaas
+
+format: $(VENV)/.dev-installed  ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix datasaas tests
+	$(BIN)/ruff format datasaas tests
+
+test: lint  ## Lint, then the whole test suite (PostgreSQL cases need DATASAAS_TEST_POSTGRES_URL)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.dev-installed  ## Read-path benchmark at 1M visitors / 5M pageviews
+	$(BIN)/python -m benchmarks.run
+
+schema: $(VENV)/.installed  ## Export the GraphQL schema to schema.graphql
+	$(BIN)/strawberry export-schema datasaas.schema:schema --output schema.graphql
+
+migration: $(VENV)/.dev-installed  ## New Alembic revision from model changes: make migration m="message"
+	$(BIN)/python -m datasaas.storage.migrate revision "$(m)"
+
+clean:  ## Remove the venv, caches and local data
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data

@@ -1,0 +1,3 @@
+"""DataSaaS goals & revenue gateway: GraphQL and DataSaaS-compatible REST over one resolver layer."""
+
+__version__ = "0.1.0"

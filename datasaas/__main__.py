@@ -1,0 +1,5 @@
+"""Allow ``python -m datasaas``."""
+
+from datasaas.cli import app
+
+app()

@@ -1,0 +1,54 @@
+"""Settings: the one place configuration is read, from ``DATASAAS_*`` environment variables."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/datasaas.db"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field has a default that works with zero setup."""
+
+    model_config = SettingsConfigDict(env_prefix="DATASAAS_", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    geoip_db: Path | None = None
+    redis_url: str | None = None
+    trusted_proxies: str = ""
+    rate_limit_per_minute: int = 600
+    events_rate_limit_per_minute: int = 100
+    graphql_introspection: bool = True
+    log_level: str = "info"
+
+    @field_validator("geoip_db", "redis_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_cidrs(cls, value: str) -> str:
+        for part in _split(value):
+            ipaddress.ip_network(part, strict=False)
+        return value
+
+    @property
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The parsed ``trusted_proxies`` CIDRs."""
+        return [ipaddress.ip_network(part, strict=False) for part in _split(self.trusted_proxies)]
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment."""
+    return Settings()

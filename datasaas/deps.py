@@ -1,0 +1,55 @@
+"""FastAPI dependencies shared by the REST routes and the GraphQL context."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from datasaas.config import Settings
+from datasaas.ratelimit import RateLimiter
+from datasaas.resolvers.sites import Principal, authenticate
+from datasaas.storage.engine import Database
+
+# Declared for OpenAPI (the "Authorize" button in /docs); the raw header is parsed by the
+# resolvers so that REST and GraphQL share one set of messages.
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `ds_live_...`")
+
+
+def get_database(request: Request) -> Database:
+    """Return the app's database."""
+    database: Database = request.app.state.database
+    return database
+
+
+def get_settings_dep(request: Request) -> Settings:
+    """Return the app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    """Return the app's rate limiter."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+async def get_principal(
+    request: Request,
+    database: Annotated[Database, Depends(get_database)],
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
+) -> Principal:
+    """Authenticate the request's bearer key (401 on failure)."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    async with database.read() as session:
+        principal = await authenticate(session, request.headers.get("authorization"))
+    request.state.principal = principal
+    return principal
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

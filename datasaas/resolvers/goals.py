@@ -1,0 +1,240 @@
+"""Goals: conversion statistics, completions (offset pages and keyset connections), writes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from datasaas.errors import InvalidInput
+from datasaas.resolvers import validation
+from datasaas.storage import goals as goal_store
+from datasaas.storage import visitors as visitor_store
+from datasaas.storage.goals import CompletionRow
+from datasaas.timerange import TimeRange, parse_range
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """The raw ``start``/``end``/``timezone`` arguments of a read."""
+
+    start: str | None = None
+    end: str | None = None
+    timezone: str | None = None
+
+    def resolve(self, now: datetime | None = None) -> TimeRange:
+        """Parse into a TimeRange (InvalidInput on bad values)."""
+        return parse_range(self.start, self.end, self.timezone, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class GoalRow:
+    """One goal's numbers for a range."""
+
+    goal_id: int | None
+    name: str
+    unique_visitors: int
+    completion_count: int
+    conversion_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class GoalList:
+    """The goals of a site for a range."""
+
+    range: TimeRange
+    visitors: int
+    goals: list[GoalRow]
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionPage:
+    """An offset page of one goal's completions."""
+
+    range: TimeRange
+    goal_name: str
+    limit: int
+    offset: int
+    items: list[CompletionRow]
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionConnection:
+    """A keyset page of one goal's completions (Relay-style)."""
+
+    items: list[CompletionRow]
+    has_next_page: bool
+    total_count: int
+
+    @property
+    def end_cursor(self) -> str | None:
+        """The cursor of the last item, or None for an empty page."""
+        return encode_cursor(self.items[-1]) if self.items else None
+
+
+@dataclass(frozen=True, slots=True)
+class GoalIn:
+    """A server-side goal completion as received (validated by ``record_goal``)."""
+
+    name: object
+    visitor_id: object
+    url: object = None
+    metadata: object = None
+    completed_at: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class GoalResult:
+    """The outcome of ``record_goal``."""
+
+    created: bool
+    goal_name: str
+
+
+def encode_cursor(row: CompletionRow) -> str:
+    """Return an opaque cursor for a completion: its (completed_at, id) keyset position."""
+    raw = f"{row.completed_at.astimezone(UTC).isoformat()}|{row.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, *, field: str = "after") -> tuple[datetime, int]:
+    """Decode a cursor from ``encode_cursor`` or raise InvalidInput."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, _, row_id = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
+        return datetime.fromisoformat(at).astimezone(UTC), int(row_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput.for_field(field, "is not a cursor returned by this API") from None
+
+
+def _row(stats: goal_store.GoalStats, visitors: int) -> GoalRow:
+    return GoalRow(
+        goal_id=stats.goal_id,
+        name=stats.name,
+        unique_visitors=stats.unique_visitors,
+        completion_count=stats.completion_count,
+        conversion_rate=validation.rate(stats.unique_visitors, visitors),
+    )
+
+
+async def list_goals(
+    session: AsyncSession, *, site_id: str, period: Period, limit: object = None, offset: object = None
+) -> GoalList:
+    """Every goal the site has recorded with its range statistics, busiest first."""
+    rng = period.resolve()
+    page_size, skip = validation.limit(limit), validation.offset(offset)
+    stats = await goal_store.goal_stats(
+        session, site_id=site_id, start=rng.start, end=rng.end, limit=page_size, offset=skip
+    )
+    visitors = await visitor_store.count_visitors(
+        session, site_id=site_id, start=rng.start, end=rng.end
+    )
+    return GoalList(range=rng, visitors=visitors, goals=[_row(s, visitors) for s in stats])
+
+
+async def get_goal(session: AsyncSession, *, site_id: str, name: object, period: Period) -> GoalRow:
+    """One goal's statistics; a name never recorded gives zeros."""
+    goal_name = validation.normalize_goal_name(name)
+    rng = period.resolve()
+    stats = await goal_store.goal_stats(
+        session, site_id=site_id, start=rng.start, end=rng.end, limit=1, offset=0, name=goal_name
+    )
+    if not stats:
+        return GoalRow(None, goal_name, 0, 0, 0.0)
+    visitors = await visitor_store.count_visitors(
+        session, site_id=site_id, start=rng.start, end=rng.end
+    )
+    return _row(stats[0], visitors)
+
+
+async def list_completions(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    name: object,
+    period: Period,
+    limit: object = None,
+    offset: object = None,
+) -> CompletionPage:
+    """A page of one goal's completions, newest first, with first-touch visitor attributes."""
+    goal_name = validation.normalize_goal_name(name)
+    rng = period.resolve()
+    page_size, skip = validation.limit(limit), validation.offset(offset)
+    goal = await goal_store.goal_id(session, site_id=site_id, name=goal_name)
+    items: list[CompletionRow] = []
+    if goal is not None:
+        items = await goal_store.list_completions(
+            session, goal_ids=[goal], start=rng.start, end=rng.end, limit=page_size, offset=skip
+        )
+    return CompletionPage(range=rng, goal_name=goal_name, limit=page_size, offset=skip, items=items)
+
+
+async def completion_connections(
+    session: AsyncSession,
+    *,
+    goal_ids: Sequence[int],
+    rng: TimeRange,
+    first: int,
+    after: str | None,
+) -> dict[int, CompletionConnection]:
+    """Keyset pages for several goals at once (two statements, whatever the number of goals)."""
+    if not 1 <= first <= validation.MAX_LIMIT:
+        raise InvalidInput.for_field("first", f"must be from 1 to {validation.MAX_LIMIT}")
+    before = decode_cursor(after) if after else None
+    rows = await goal_store.list_completions(
+        session, goal_ids=goal_ids, start=rng.start, end=rng.end, limit=first + 1, before=before
+    )
+    totals = await goal_store.count_completions(
+        session, goal_ids=goal_ids, start=rng.start, end=rng.end
+    )
+    grouped: dict[int, list[CompletionRow]] = {goal: [] for goal in goal_ids}
+    for row in rows:
+        grouped[row.goal_id].append(row)
+    return {
+        goal: CompletionConnection(
+            items=items[:first], has_next_page=len(items) > first, total_count=totals.get(goal, 0)
+        )
+        for goal, items in grouped.items()
+    }
+
+
+async def record_goal(
+    session: AsyncSession, *, site_id: str, goal: GoalIn, now: datetime | None = None
+) -> GoalResult:
+    """Validate and store one goal completion (creating the goal and visitor on first sight)."""
+    now = now or datetime.now(UTC)
+    name = validation.normalize_goal_name(goal.name)
+    uid = validation.visitor_id(goal.visitor_id)
+    url = validation.http_url(goal.url)
+    meta = validation.metadata(goal.metadata)
+    completed_at = validation.instant(goal.completed_at, field="completed_at", now=now)
+    await store_completion(
+        session, site_id=site_id, name=name, uid=uid, url=url, metadata=meta, at=completed_at
+    )
+    return GoalResult(created=True, goal_name=name)
+
+
+async def store_completion(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    name: str,
+    uid: str,
+    url: str | None,
+    metadata: dict[str, Any] | None,
+    at: datetime,
+) -> None:
+    """Write an already validated completion and mark the visitor active (tracker and API)."""
+    goal = await goal_store.goal_id(session, site_id=site_id, name=name, create_at=at)
+    assert goal is not None
+    visitor = await visitor_store.visitor_key(session, site_id=site_id, uid=uid, seen_at=at)
+    await goal_store.insert_completion(
+        session, site_id=site_id, goal_id=goal, visitor_id=visitor, completed_at=at, url=url,
+        metadata=metadata,
+    )
+    await visitor_store.mark_active(session, site_id=site_id, visitor_id=visitor, at=at)

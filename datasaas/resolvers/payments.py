@@ -1,0 +1,183 @@
+"""Payments: exact amounts, currency conversion, idempotent replays and refund limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from datasaas.errors import Conflict, InvalidInput
+from datasaas.money import convert, normalize_currency, parse_amount
+from datasaas.resolvers import validation
+from datasaas.storage import payments as payment_store
+from datasaas.storage import visitors as visitor_store
+from datasaas.storage.models import Payment, Site
+
+
+class PaymentType(StrEnum):
+    """The kinds of payment."""
+
+    ONE_TIME = "one_time"
+    RECURRING = "recurring"
+    REFUND = "refund"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentIn:
+    """A payment as received (validated by ``record_payment``)."""
+
+    visitor_id: object
+    amount: object
+    currency: object
+    transaction_id: object
+    payment_type: object = None
+    product_name: object = None
+    paid_at: object = None
+    original_transaction_id: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    """The stored payment, and whether this call created it (False for an identical replay)."""
+
+    created: bool
+    payment: Payment
+    visitor_uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Clean:
+    uid: str
+    amount_minor: int
+    currency: str
+    transaction_id: str
+    payment_type: PaymentType
+    product_name: str | None
+    paid_at: datetime
+    paid_at_given: bool
+    original_transaction_id: str | None
+
+
+def _payment_type(value: object) -> PaymentType:
+    if value is None:
+        return PaymentType.ONE_TIME
+    try:
+        return PaymentType(str(value).lower()) if isinstance(value, str) else PaymentType(value)
+    except ValueError:
+        raise InvalidInput.for_field(
+            "payment_type", "must be one of one_time, recurring, refund"
+        ) from None
+
+
+def _clean(payment: PaymentIn, now: datetime) -> _Clean:
+    uid = validation.visitor_id(payment.visitor_id)
+    currency = normalize_currency(payment.currency)
+    amount_minor = parse_amount(payment.amount, currency)
+    transaction_id = validation.require_string(
+        payment.transaction_id, "transaction_id", max_length=255
+    )
+    kind = _payment_type(payment.payment_type)
+    product_name = validation.optional_string(payment.product_name, "product_name", max_length=255)
+    paid_at = validation.instant(payment.paid_at, field="paid_at", now=now)
+    original = validation.optional_string(
+        payment.original_transaction_id, "original_transaction_id", max_length=255
+    )
+    if original is not None and kind is not PaymentType.REFUND:
+        raise InvalidInput.for_field(
+            "original_transaction_id", "only refunds may name an original transaction"
+        )
+    if original == transaction_id:
+        raise InvalidInput.for_field("original_transaction_id", "a refund cannot refund itself")
+    return _Clean(
+        uid, amount_minor, currency, transaction_id, kind, product_name, paid_at,
+        payment.paid_at is not None, original,
+    )
+
+
+def _same(stored: Payment, stored_uid: str, clean: _Clean) -> bool:
+    return (
+        stored_uid == clean.uid
+        and stored.amount_minor == clean.amount_minor
+        and stored.currency == clean.currency
+        and stored.payment_type == clean.payment_type.value
+        and stored.product_name == clean.product_name
+        and stored.original_transaction_id == clean.original_transaction_id
+        and (not clean.paid_at_given or stored.paid_at == clean.paid_at)
+    )
+
+
+async def _replay(session: AsyncSession, existing: Payment, clean: _Clean) -> PaymentResult:
+    visitor = await visitor_store.get_visitor_by_key(session, existing.visitor_id)
+    if not _same(existing, visitor, clean):
+        raise Conflict(
+            f"Transaction '{clean.transaction_id}' was already recorded with different fields."
+        )
+    return PaymentResult(created=False, payment=existing, visitor_uid=visitor)
+
+
+async def _check_refund(session: AsyncSession, site: Site, clean: _Clean) -> None:
+    if clean.original_transaction_id is None:
+        return
+    field = "original_transaction_id"
+    original = await payment_store.get_payment(
+        session, site_id=site.id, transaction_id=clean.original_transaction_id, for_update=True
+    )
+    if original is None or original.payment_type == PaymentType.REFUND:
+        raise InvalidInput.for_field(field, "must name a payment (not a refund) of this site")
+    if original.currency != clean.currency:
+        raise InvalidInput.for_field(
+            field, f"the original payment is in {original.currency}, the refund in {clean.currency}"
+        )
+    refunded = await payment_store.refunded_minor(
+        session, site_id=site.id, transaction_id=original.transaction_id
+    )
+    if refunded + clean.amount_minor > original.amount_minor:
+        raise Conflict(
+            f"Refunds would exceed the original payment '{original.transaction_id}' "
+            f"({refunded} of {original.amount_minor} minor units already refunded)."
+        )
+
+
+async def record_payment(
+    session: AsyncSession, *, site: Site, payment: PaymentIn, now: datetime | None = None
+) -> PaymentResult:
+    """Validate, convert and store a payment; an identical replay of a transaction id is a no-op."""
+    now = now or datetime.now(UTC)
+    clean = _clean(payment, now)
+    existing = await payment_store.get_payment(
+        session, site_id=site.id, transaction_id=clean.transaction_id
+    )
+    if existing is not None:
+        return await _replay(session, existing, clean)
+    await _check_refund(session, site, clean)
+    fx = convert(clean.amount_minor, clean.currency, site.currency, on=clean.paid_at.date())
+    visitor = await visitor_store.visitor_key(
+        session, site_id=site.id, uid=clean.uid, seen_at=clean.paid_at
+    )
+    row = Payment(
+        site_id=site.id,
+        visitor_id=visitor,
+        transaction_id=clean.transaction_id,
+        payment_type=clean.payment_type.value,
+        amount_minor=clean.amount_minor,
+        currency=clean.currency,
+        reporting_amount_minor=fx.amount_minor,
+        reporting_currency=site.currency,
+        fx_rate=str(fx.rate),
+        fx_rate_date=fx.rate_date.isoformat() if fx.rate_date else None,
+        product_name=clean.product_name,
+        original_transaction_id=clean.original_transaction_id,
+        paid_at=clean.paid_at,
+        created_at=now,
+    )
+    if not await payment_store.insert_payment(session, row):
+        # Another request stored the same transaction id between our lookup and insert.
+        raced = await payment_store.get_payment(
+            session, site_id=site.id, transaction_id=clean.transaction_id
+        )
+        assert raced is not None
+        return await _replay(session, raced, clean)
+    await visitor_store.mark_active(session, site_id=site.id, visitor_id=visitor, at=clean.paid_at)
+    return PaymentResult(created=True, payment=row, visitor_uid=clean.uid)

@@ -1,0 +1,127 @@
+"""Revenue: the summary (net revenue, MRR, conversion) and the local-time series."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from datasaas.money import to_major
+from datasaas.resolvers import validation
+from datasaas.resolvers.goals import Period
+from datasaas.storage import payments as payment_store
+from datasaas.storage import visitors as visitor_store
+from datasaas.storage.models import SLOT_SECONDS, Site
+from datasaas.timerange import Granularity, TimeRange, buckets
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueSummary:
+    """Revenue numbers for a range, amounts in the site's currency (major units)."""
+
+    range: TimeRange
+    currency: str
+    total_revenue: Decimal
+    new_revenue: Decimal
+    refund_revenue: Decimal
+    mrr: Decimal
+    paying_visitors: int
+    visitors: int
+    conversion_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class RevenuePoint:
+    """One bucket of the series."""
+
+    period: str
+    new_revenue: Decimal
+    refund_revenue: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueSeries:
+    """A zero-filled local-time revenue series."""
+
+    range: TimeRange
+    granularity: Granularity
+    currency: str
+    points: list[RevenuePoint]
+
+
+def covers(paid_at: datetime, at: datetime) -> bool:
+    """Whether a recurring payment's month, ``[paid_at, paid_at + 1 calendar month)``, holds ``at``.
+
+    The month is added on the UTC calendar (Jan 31 + 1 month = Feb 28/29), so MRR at an instant
+    does not depend on the time zone a report is viewed in.
+    """
+    paid_utc = paid_at.astimezone(UTC)
+    return paid_utc <= at < paid_utc + relativedelta(months=1)
+
+
+async def mrr_minor(session: AsyncSession, *, site_id: str, at: datetime) -> int:
+    """Monthly recurring revenue at an instant, net of refunds naming the covering payments."""
+    candidates = await payment_store.subscriptions_near(session, site_id=site_id, at=at)
+    return sum(
+        max(0, s.reporting_amount_minor - s.refunded_reporting_minor)
+        for s in candidates
+        if covers(s.paid_at, at)
+    )
+
+
+async def revenue_summary(session: AsyncSession, *, site: Site, period: Period) -> RevenueSummary:
+    """Net revenue, new revenue, refunds, MRR at the range end and the revenue conversion rate."""
+    rng = period.resolve()
+    totals = await payment_store.revenue_totals(
+        session, site_id=site.id, start=rng.start, end=rng.end
+    )
+    visitors = await visitor_store.count_visitors(
+        session, site_id=site.id, start=rng.start, end=rng.end
+    )
+    mrr = await mrr_minor(session, site_id=site.id, at=rng.end)
+    currency = site.currency
+    return RevenueSummary(
+        range=rng,
+        currency=currency,
+        total_revenue=to_major(totals.new_minor - totals.refund_minor, currency),
+        new_revenue=to_major(totals.new_minor, currency),
+        refund_revenue=to_major(totals.refund_minor, currency),
+        mrr=to_major(mrr, currency),
+        paying_visitors=totals.paying_visitors,
+        visitors=visitors,
+        conversion_rate=validation.rate(totals.paying_visitors, visitors),
+    )
+
+
+async def revenue_timeseries(
+    session: AsyncSession, *, site: Site, period: Period, granularity: object = None
+) -> RevenueSeries:
+    """New revenue and refunds per local-time bucket, every bucket present and zero-filled."""
+    rng = period.resolve()
+    if granularity is not None and not isinstance(granularity, str):
+        granularity = str(granularity)
+    grain = Granularity.parse(granularity)
+    series = buckets(rng, grain)
+    starts = [b.start.timestamp() for b in series]
+    # Group in SQL by 15-minute slot when every inner bucket edge falls on a slot boundary (true
+    # for all current UTC offsets); otherwise by second, which is exact for any offset.
+    aligned = all(s % SLOT_SECONDS == 0 for s in starts[1:])
+    granule = SLOT_SECONDS if aligned else 1
+    sums = await payment_store.revenue_by_granule(
+        session, site_id=site.id, start=rng.start, end=rng.end, granule_seconds=granule
+    )
+    new = [0] * len(series)
+    refunds = [0] * len(series)
+    for granule_start, is_refund, amount in sums:
+        index = max(0, bisect.bisect_right(starts, granule_start) - 1)
+        (refunds if is_refund else new)[index] += amount
+    currency = site.currency
+    points = [
+        RevenuePoint(b.label, to_major(n, currency), to_major(r, currency))
+        for b, n, r in zip(series, new, refunds, strict=True)
+    ]
+    return RevenueSeries(range=rng, granularity=grain, currency=currency, points=points)

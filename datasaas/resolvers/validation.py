@@ -1,0 +1,150 @@
+"""Input checks shared by the resolvers; each raises InvalidInput naming the field."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from datasaas.errors import InvalidInput
+
+GOAL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_:-]{0,63}$")
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+MAX_FUTURE = timedelta(minutes=5)
+METADATA_MAX_KEYS = 20
+METADATA_MAX_KEY = 64
+METADATA_MAX_VALUE = 255
+
+
+def normalize_goal_name(value: object, *, field: str = "name") -> str:
+    """Trim, lowercase, spaces to '_', then require ``^[a-z0-9][a-z0-9_:-]{0,63}$``."""
+    if not isinstance(value, str):
+        raise InvalidInput.for_field(field, "must be a string")
+    name = re.sub(r"\s+", "_", value.strip().lower())
+    if not GOAL_NAME_RE.fullmatch(name):
+        raise InvalidInput.for_field(
+            field,
+            "goal names are 1-64 characters: letters, digits, '_', ':' or '-', "
+            "starting with a letter or digit",
+        )
+    return name
+
+
+def require_string(value: object, field: str, *, max_length: int, min_length: int = 1) -> str:
+    """Return ``value`` if it is a string of acceptable length."""
+    if not isinstance(value, str):
+        raise InvalidInput.for_field(field, "must be a string")
+    if not min_length <= len(value) <= max_length:
+        raise InvalidInput.for_field(field, f"must be {min_length}-{max_length} characters")
+    return value
+
+
+def optional_string(value: object, field: str, *, max_length: int) -> str | None:
+    """Return None or a string of at most ``max_length`` characters."""
+    if value is None:
+        return None
+    return require_string(value, field, max_length=max_length, min_length=0)
+
+
+def visitor_id(value: object, *, field: str = "visitor_id") -> str:
+    """Return a visitor id: 1-128 printable characters."""
+    text = require_string(value, field, max_length=128)
+    if not text.isprintable() or not text.strip():
+        raise InvalidInput.for_field(field, "must be printable characters")
+    return text
+
+
+def http_url(value: object, *, field: str = "url") -> str | None:
+    """Return None or an absolute http(s) URL of at most 2048 characters."""
+    url = optional_string(value, field, max_length=2048)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in {"http", "https"} or not parts.netloc:
+        raise InvalidInput.for_field(field, "must be an absolute http(s) URL")
+    return url
+
+
+def metadata(value: object, *, field: str = "metadata") -> dict[str, Any] | None:
+    """Return a flat JSON object: ≤ 20 keys of ≤ 64 chars; values short strings, numbers, booleans, null."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput.for_field(field, "must be a JSON object")
+    if len(value) > METADATA_MAX_KEYS:
+        raise InvalidInput.for_field(field, f"at most {METADATA_MAX_KEYS} keys")
+    clean: dict[str, Any] = {}
+    for key, item in value.items():
+        path = f"{field}.{key}"
+        if not isinstance(key, str) or not 1 <= len(key) <= METADATA_MAX_KEY:
+            raise InvalidInput.for_field(field, f"keys must be 1-{METADATA_MAX_KEY} characters")
+        if item is None or isinstance(item, bool):
+            clean[key] = item
+        elif isinstance(item, str):
+            if len(item) > METADATA_MAX_VALUE:
+                raise InvalidInput.for_field(path, f"at most {METADATA_MAX_VALUE} characters")
+            clean[key] = item
+        elif isinstance(item, int):
+            clean[key] = item
+        elif isinstance(item, Decimal | float):
+            if not math.isfinite(item):
+                raise InvalidInput.for_field(path, "must be a finite number")
+            clean[key] = int(item) if item == int(item) and isinstance(item, Decimal) else float(item)
+        else:
+            raise InvalidInput.for_field(
+                path, "values must be strings, numbers, booleans or null (no nesting)"
+            )
+    return clean
+
+
+def instant(value: object, *, field: str, now: datetime) -> datetime:
+    """Parse an ISO 8601 instant (no offset = UTC), not more than 5 minutes in the future."""
+    if value is None:
+        return now
+    if not isinstance(value, str):
+        raise InvalidInput.for_field(field, "must be an ISO 8601 timestamp string")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput.for_field(field, f"'{value}' is not an ISO 8601 timestamp") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    parsed = parsed.astimezone(UTC)
+    if parsed > now + MAX_FUTURE:
+        raise InvalidInput.for_field(field, "must not be more than 5 minutes in the future")
+    return parsed
+
+
+def limit(value: object, *, field: str = "limit", default: int = DEFAULT_LIMIT) -> int:
+    """Return a page size in 1..1000."""
+    return _bounded_int(value, field, default, 1, MAX_LIMIT)
+
+
+def offset(value: object, *, field: str = "offset") -> int:
+    """Return an offset ≥ 0."""
+    return _bounded_int(value, field, 0, 0, 10_000_000)
+
+
+def _bounded_int(value: object, field: str, default: int, low: int, high: int) -> int:
+    if value is None:
+        return default
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,12}", value.strip()):
+        number = int(value)
+    if number is None or not low <= number <= high:
+        raise InvalidInput.for_field(field, f"must be an integer from {low} to {high}")
+    return number
+
+
+def rate(numerator: int, denominator: int) -> float:
+    """A fraction rounded to 4 decimals, 0 when the denominator is 0."""
+    if not denominator:
+        return 0.0
+    exact = Decimal(numerator) / Decimal(denominator)
+    return float(exact.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))

@@ -1,0 +1,209 @@
+"""Pydantic shapes of the REST bodies and envelopes, for validation-free rendering and OpenAPI."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorDetail(BaseModel):
+    """One invalid field."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The error object."""
+
+    code: str = Field(examples=["invalid_request"])
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error response."""
+
+    error: ErrorBody
+
+
+class RangeMeta(BaseModel):
+    """Meta of range reads."""
+
+    site_id: str
+    start: str = Field(examples=["2026-03-01T00:00:00Z"])
+    end: str = Field(examples=["2026-03-26T23:59:59Z"])
+    timezone: str = "UTC"
+
+
+class GoalItem(BaseModel):
+    """A goal's numbers."""
+
+    goal_name: str
+    unique_visitors: int
+    completion_count: int
+    conversion_rate: float
+
+
+class GoalsMeta(RangeMeta):
+    """Meta of the goals list."""
+
+    limit: int
+    offset: int
+    visitors: int
+
+
+class GoalsResponse(BaseModel):
+    """GET /api/v1/goals."""
+
+    results: list[GoalItem]
+    meta: GoalsMeta
+
+
+class CompletionItem(BaseModel):
+    """One completion with the visitor's first-touch attributes."""
+
+    visitor_id: str
+    completed_at: str = Field(examples=["2026-03-25T14:05:00Z"])
+    source: str | None
+    country: str | None
+    city: str | None
+    browser: str | None
+    os: str | None
+    device_type: Literal["desktop", "mobile", "tablet"] | None
+
+
+class CompletionsMeta(RangeMeta):
+    """Meta of the completions list."""
+
+    goal_name: str
+    limit: int
+    offset: int
+
+
+class CompletionsResponse(BaseModel):
+    """GET /api/v1/goals/{name}/completions."""
+
+    results: list[CompletionItem]
+    meta: CompletionsMeta
+
+
+class RevenueItem(BaseModel):
+    """Revenue numbers in major units of the site's currency."""
+
+    total_revenue: Decimal = Field(examples=[24500.00])
+    mrr: Decimal = Field(examples=[8200.00])
+    conversion_rate: float
+
+
+class RevenueMeta(RangeMeta):
+    """Meta of the revenue summary."""
+
+    currency: str
+
+
+class RevenueResponse(BaseModel):
+    """GET /api/v1/revenue."""
+
+    results: RevenueItem
+    meta: RevenueMeta
+
+
+class RevenuePointItem(BaseModel):
+    """One bucket."""
+
+    period: str
+    new_revenue: Decimal
+    refund_revenue: Decimal
+
+
+class TimeseriesMeta(RevenueMeta):
+    """Meta of the revenue series."""
+
+    granularity: Literal["hour", "day", "week", "month"]
+
+
+class TimeseriesResponse(BaseModel):
+    """GET /api/v1/revenue/timeseries."""
+
+    results: list[RevenuePointItem]
+    meta: TimeseriesMeta
+
+
+class SiteMeta(BaseModel):
+    """Meta of writes."""
+
+    site_id: str
+
+
+class GoalCreated(BaseModel):
+    """Result of POST /api/v1/goals."""
+
+    created: bool
+    goal_name: str
+
+
+class GoalCreateResponse(BaseModel):
+    """POST /api/v1/goals."""
+
+    results: GoalCreated
+    meta: SiteMeta
+
+
+class PaymentCreated(BaseModel):
+    """Result of POST /api/v1/payments."""
+
+    created: bool
+    transaction_id: str
+
+
+class PaymentCreateResponse(BaseModel):
+    """POST /api/v1/payments."""
+
+    results: PaymentCreated
+    meta: SiteMeta
+
+
+class GoalCreateBody(BaseModel):
+    """Body of POST /api/v1/goals (documentation; parsing is exact and strict)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(examples=["signup"])
+    visitor_id: str = Field(min_length=1, max_length=128, examples=["v_8f3a2b1c"])
+    url: str | None = Field(default=None, max_length=2048)
+    metadata: dict[str, str | float | bool | None] | None = Field(default=None, examples=[{"plan": "pro"}])
+    completed_at: str | None = Field(default=None, description="ISO 8601; default now")
+
+
+class PaymentCreateBody(BaseModel):
+    """Body of POST /api/v1/payments (documentation; parsing is exact and strict)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    visitor_id: str = Field(min_length=1, max_length=128)
+    amount: Decimal = Field(ge=0, le=1_000_000_000, examples=[99.00])
+    currency: str = Field(examples=["USD"])
+    transaction_id: str = Field(min_length=1, max_length=255)
+    payment_type: Literal["one_time", "recurring", "refund"] = "one_time"
+    product_name: str | None = Field(default=None, max_length=255)
+    paid_at: str | None = Field(default=None, description="ISO 8601; default now")
+    original_transaction_id: str | None = Field(
+        default=None, description="On refunds: the refunded payment's transaction_id"
+    )
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorEnvelope, "description": "Invalid request"},
+    401: {"model": ErrorEnvelope, "description": "Missing, malformed, unknown or revoked API key"},
+    403: {"model": ErrorEnvelope, "description": "Key of another site, or read key on a write"},
+    429: {"model": ErrorEnvelope, "description": "Rate limited"},
+}
+WRITE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    409: {"model": ErrorEnvelope, "description": "Conflicting replay or refund over the original"},
+    413: {"model": ErrorEnvelope, "description": "Body over 64 KiB"},
+    415: {"model": ErrorEnvelope, "description": "Body is not JSON"},
+}

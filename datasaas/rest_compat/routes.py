@@ -1,0 +1,363 @@
+"""The ``/api/v1`` routes of the DataSaaS Goals & Revenue API, mapped onto the resolvers."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import simplejson
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import Response
+
+from datasaas.deps import DatabaseDep, PrincipalDep
+from datasaas.errors import Conflict, InvalidInput
+from datasaas.resolvers import goals as goal_resolvers
+from datasaas.resolvers import payments as payment_resolvers
+from datasaas.resolvers import revenue as revenue_resolvers
+from datasaas.resolvers.goals import GoalIn, Period
+from datasaas.resolvers.payments import PaymentIn
+from datasaas.resolvers.sites import Principal, require_site
+from datasaas.rest_compat import models
+from datasaas.rest_compat.body import read_json_object
+from datasaas.rest_compat.responses import DecimalJSONResponse
+from datasaas.storage import idempotency
+from datasaas.storage.engine import Database
+from datasaas.storage.models import IdempotencyRecord
+from datasaas.timerange import TimeRange
+
+router = APIRouter(prefix="/api/v1", responses=models.ERROR_RESPONSES)
+
+SiteId = Annotated[str, Query(description="Your website ID", examples=["ds_abc123"])]
+Start = Annotated[
+    str | None, Query(description="YYYY-MM-DD or ISO 8601 datetime. Default: end − 30 days")
+]
+End = Annotated[str | None, Query(description="YYYY-MM-DD or ISO 8601 datetime. Default: now")]
+Timezone = Annotated[str | None, Query(description="IANA timezone. Default: UTC")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Results limit, 1–1000")]
+Offset = Annotated[int, Query(ge=0, description="Results to skip")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Replays the original response for the same key and body (kept 24 h)",
+    ),
+]
+
+
+def _range_meta(site_id: str, rng: TimeRange) -> dict[str, Any]:
+    return {
+        "site_id": site_id,
+        "start": rng.meta_start(),
+        "end": rng.meta_end(),
+        "timezone": rng.timezone_name,
+    }
+
+
+def _utc(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _authorize(principal: Principal, site_id: str, *, write: bool = False) -> None:
+    principal.require_site(site_id)
+    if write:
+        principal.require_write()
+
+
+@router.get(
+    "/goals",
+    response_model=models.GoalsResponse,
+    summary="Goals with conversion statistics",
+    tags=["goals"],
+)
+async def list_goals(
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    site_id: SiteId,
+    start: Start = None,
+    end: End = None,
+    timezone: Timezone = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Response:
+    """Every goal of the site with unique visitors, completions and conversion rate in range."""
+    _authorize(principal, site_id)
+    async with database.read() as session:
+        result = await goal_resolvers.list_goals(
+            session, site_id=site_id, period=Period(start, end, timezone), limit=limit, offset=offset
+        )
+    return DecimalJSONResponse(
+        {
+            "results": [
+                {
+                    "goal_name": g.name,
+                    "unique_visitors": g.unique_visitors,
+                    "completion_count": g.completion_count,
+                    "conversion_rate": g.conversion_rate,
+                }
+                for g in result.goals
+            ],
+            "meta": {
+                **_range_meta(site_id, result.range),
+                "limit": limit,
+                "offset": offset,
+                "visitors": result.visitors,
+            },
+        }
+    )
+
+
+@router.get(
+    "/goals/{name}/completions",
+    response_model=models.CompletionsResponse,
+    summary="Individual completions of a goal",
+    tags=["goals"],
+)
+async def list_completions(
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    name: Annotated[str, Path(description="Goal name, e.g. signup")],
+    site_id: SiteId,
+    start: Start = None,
+    end: End = None,
+    timezone: Timezone = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Response:
+    """Completions newest first, with the visitor's first-touch source, geo and device."""
+    _authorize(principal, site_id)
+    async with database.read() as session:
+        page = await goal_resolvers.list_completions(
+            session, site_id=site_id, name=name, period=Period(start, end, timezone),
+            limit=limit, offset=offset,
+        )
+    return DecimalJSONResponse(
+        {
+            "results": [
+                {
+                    "visitor_id": c.visitor_uid,
+                    "completed_at": _utc(c.completed_at),
+                    "source": c.source,
+                    "country": c.country,
+                    "city": c.city,
+                    "browser": c.browser,
+                    "os": c.os,
+                    "device_type": c.device_type,
+                }
+                for c in page.items
+            ],
+            "meta": {
+                **_range_meta(site_id, page.range),
+                "goal_name": page.goal_name,
+                "limit": page.limit,
+                "offset": page.offset,
+            },
+        }
+    )
+
+
+@router.get(
+    "/revenue",
+    response_model=models.RevenueResponse,
+    summary="Revenue overview",
+    tags=["revenue"],
+)
+async def revenue(
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    site_id: SiteId,
+    start: Start = None,
+    end: End = None,
+    timezone: Timezone = None,
+) -> Response:
+    """Net revenue, MRR at the range end and revenue conversion rate, in major units."""
+    _authorize(principal, site_id)
+    async with database.read() as session:
+        site = await require_site(session, site_id)
+        summary = await revenue_resolvers.revenue_summary(
+            session, site=site, period=Period(start, end, timezone)
+        )
+    return DecimalJSONResponse(
+        {
+            "results": {
+                "total_revenue": summary.total_revenue,
+                "mrr": summary.mrr,
+                "conversion_rate": summary.conversion_rate,
+            },
+            "meta": {**_range_meta(site_id, summary.range), "currency": summary.currency},
+        }
+    )
+
+
+@router.get(
+    "/revenue/timeseries",
+    response_model=models.TimeseriesResponse,
+    summary="Revenue over time",
+    tags=["revenue"],
+)
+async def revenue_timeseries(
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    site_id: SiteId,
+    start: Start = None,
+    end: End = None,
+    timezone: Timezone = None,
+    granularity: Annotated[
+        str | None, Query(description="One of hour, day, week, month. Default: day")
+    ] = None,
+) -> Response:
+    """New revenue and refunds per local-time bucket, zero-filled."""
+    _authorize(principal, site_id)
+    async with database.read() as session:
+        site = await require_site(session, site_id)
+        series = await revenue_resolvers.revenue_timeseries(
+            session, site=site, period=Period(start, end, timezone), granularity=granularity
+        )
+    return DecimalJSONResponse(
+        {
+            "results": [
+                {"period": p.period, "new_revenue": p.new_revenue, "refund_revenue": p.refund_revenue}
+                for p in series.points
+            ],
+            "meta": {
+                **_range_meta(site_id, series.range),
+                "granularity": series.granularity.value,
+                "currency": series.currency,
+            },
+        }
+    )
+
+
+async def _idempotent(
+    database: Database,
+    principal: Principal,
+    idempotency_key: str | None,
+    fingerprint: str,
+    work: Callable[[Any], Awaitable[dict[str, Any]]],
+) -> Response:
+    """Run a write in one transaction, replaying or recording it under an Idempotency-Key."""
+    now = datetime.now(UTC)
+    async with database.write() as session:
+        if idempotency_key is not None:
+            if not idempotency_key.strip():
+                raise InvalidInput.for_field("Idempotency-Key", "must not be empty")
+            stored = await idempotency.find(
+                session, api_key_id=principal.key_id, key=idempotency_key, now=now
+            )
+            if stored is not None:
+                if stored.request_hash != fingerprint:
+                    raise Conflict("This Idempotency-Key was already used with a different request.")
+                return Response(
+                    stored.response_body,
+                    status_code=stored.status_code,
+                    media_type="application/json",
+                    headers={"Idempotent-Replayed": "true"},
+                )
+        body = await work(session)
+        response = DecimalJSONResponse(body)
+        if idempotency_key is not None:
+            record = IdempotencyRecord(
+                api_key_id=principal.key_id,
+                key=idempotency_key,
+                request_hash=fingerprint,
+                status_code=response.status_code,
+                response_body=bytes(response.body).decode(),
+                created_at=now,
+            )
+            if not await idempotency.save(session, record):
+                raise Conflict("A request with this Idempotency-Key is already being processed.")
+    return response
+
+
+def _fingerprint(path: str, site_id: str, body: dict[str, Any]) -> str:
+    canonical = simplejson.dumps([path, site_id, body], use_decimal=True, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_GOAL_FIELDS = ("name", "visitor_id", "url", "metadata", "completed_at")
+_PAYMENT_FIELDS = (
+    "visitor_id", "amount", "currency", "transaction_id", "payment_type", "product_name",
+    "paid_at", "original_transaction_id",
+)
+
+
+@router.post(
+    "/goals",
+    response_model=models.GoalCreateResponse,
+    responses=models.WRITE_ERROR_RESPONSES,
+    summary="Record a server-side goal completion",
+    tags=["goals"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": models.GoalCreateBody.model_json_schema()}},
+        }
+    },
+)
+async def create_goal(
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    site_id: SiteId,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Record a goal completion for a visitor (requires a Read & Write key)."""
+    _authorize(principal, site_id, write=True)
+    body = await read_json_object(request, allowed=_GOAL_FIELDS)
+    goal = GoalIn(**{field: body.get(field) for field in _GOAL_FIELDS})
+
+    async def work(session: Any) -> dict[str, Any]:
+        result = await goal_resolvers.record_goal(session, site_id=site_id, goal=goal)
+        return {
+            "results": {"created": result.created, "goal_name": result.goal_name},
+            "meta": {"site_id": site_id},
+        }
+
+    return await _idempotent(
+        database, principal, idempotency_key, _fingerprint("goals", site_id, body), work
+    )
+
+
+@router.post(
+    "/payments",
+    response_model=models.PaymentCreateResponse,
+    responses=models.WRITE_ERROR_RESPONSES,
+    summary="Record a payment and attribute it to a visitor",
+    tags=["revenue"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": models.PaymentCreateBody.model_json_schema()}
+            },
+        }
+    },
+)
+async def create_payment(
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    site_id: SiteId,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Record a payment (requires a Read & Write key); replays of a transaction are no-ops."""
+    _authorize(principal, site_id, write=True)
+    body = await read_json_object(request, allowed=_PAYMENT_FIELDS)
+    payment = PaymentIn(**{field: body.get(field) for field in _PAYMENT_FIELDS})
+
+    async def work(session: Any) -> dict[str, Any]:
+        site = await require_site(session, site_id)
+        result = await payment_resolvers.record_payment(session, site=site, payment=payment)
+        return {
+            "results": {
+                "created": result.created,
+                "transaction_id": result.payment.transaction_id,
+            },
+            "meta": {"site_id": site_id},
+        }
+
+    return await _idempotent(
+        database, principal, idempotency_key, _fingerprint("payments", site_id, body), work
+    )

@@ -1,0 +1,196 @@
+"""Queries on goals and goal completions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from datasaas.storage.models import Goal, GoalCompletion, Visitor
+from datasaas.storage.sql import insert_ignore
+
+
+@dataclass(frozen=True, slots=True)
+class GoalStats:
+    """Completions of one goal in a range."""
+
+    goal_id: int
+    name: str
+    unique_visitors: int
+    completion_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRow:
+    """A completion joined with its visitor's first-touch attributes."""
+
+    id: int
+    goal_id: int
+    visitor_uid: str
+    completed_at: datetime
+    url: str | None
+    metadata: dict[str, Any] | None
+    source: str | None
+    country: str | None
+    city: str | None
+    browser: str | None
+    os: str | None
+    device_type: str | None
+
+
+async def goal_id(session: AsyncSession, *, site_id: str, name: str, create_at: datetime | None = None) -> int | None:
+    """Return a goal's id; with ``create_at``, create the goal when the site never recorded it."""
+    query = select(Goal.id).where(Goal.site_id == site_id, Goal.name == name)
+    found = await session.scalar(query)
+    if found is not None or create_at is None:
+        return found
+    await session.execute(
+        insert_ignore(session, Goal, {"site_id": site_id, "name": name, "created_at": create_at})
+    )
+    created = await session.scalar(query)
+    assert created is not None
+    return int(created)
+
+
+async def insert_completion(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    goal_id: int,
+    visitor_id: int,
+    completed_at: datetime,
+    url: str | None,
+    metadata: dict[str, Any] | None,
+) -> None:
+    """Insert one completion."""
+    session.add(
+        GoalCompletion(
+            site_id=site_id,
+            goal_id=goal_id,
+            visitor_id=visitor_id,
+            completed_at=completed_at,
+            url=url,
+            properties=metadata,
+        )
+    )
+    await session.flush()
+
+
+def _in_range(start: datetime, end: datetime) -> Any:
+    return and_(GoalCompletion.completed_at >= start, GoalCompletion.completed_at <= end)
+
+
+async def goal_stats(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    offset: int,
+    name: str | None = None,
+) -> list[GoalStats]:
+    """Every goal of the site (or one by name) with its range counts, busiest first, then by name."""
+    counts = (
+        select(
+            GoalCompletion.goal_id.label("goal_id"),
+            func.count().label("completions"),
+            func.count(func.distinct(GoalCompletion.visitor_id)).label("uniques"),
+        )
+        .where(GoalCompletion.site_id == site_id, _in_range(start, end))
+        .group_by(GoalCompletion.goal_id)
+        .subquery()
+    )
+    completions = func.coalesce(counts.c.completions, 0)
+    query = (
+        select(Goal.id, Goal.name, func.coalesce(counts.c.uniques, 0), completions)
+        .outerjoin(counts, counts.c.goal_id == Goal.id)
+        .where(Goal.site_id == site_id)
+        .order_by(completions.desc(), Goal.name)
+        .limit(limit)
+        .offset(offset)
+    )
+    if name is not None:
+        query = query.where(Goal.name == name)
+    rows = (await session.execute(query)).all()
+    return [GoalStats(int(r[0]), r[1], int(r[2]), int(r[3])) for r in rows]
+
+
+async def list_completions(
+    session: AsyncSession,
+    *,
+    goal_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    limit: int,
+    offset: int = 0,
+    before: tuple[datetime, int] | None = None,
+) -> list[CompletionRow]:
+    """Up to ``limit`` completions per goal, newest first (then newest insert first), by goal.
+
+    ``before`` is a keyset cursor: only rows strictly older than (completed_at, id). Several goals
+    are read in one statement, a ``UNION ALL`` of one index range scan per goal.
+    """
+    if not goal_ids:
+        return []
+    order = (GoalCompletion.completed_at.desc(), GoalCompletion.id.desc())  # type: ignore[attr-defined, union-attr]
+    conditions = [_in_range(start, end)]
+    if before is not None:
+        at, row_id = before
+        conditions.append(
+            or_(
+                GoalCompletion.completed_at < at,
+                and_(GoalCompletion.completed_at == at, GoalCompletion.id < row_id),  # type: ignore[operator]
+            )
+        )
+    per_goal = [
+        select(GoalCompletion.id)
+        .where(GoalCompletion.goal_id == goal, *conditions)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+        .subquery()
+        for goal in dict.fromkeys(goal_ids)
+    ]
+    ids: Any = (
+        select(per_goal[0].c.id)
+        if len(per_goal) == 1
+        else union_all(*(select(part.c.id) for part in per_goal))
+    ).subquery()
+    query = (
+        select(
+            GoalCompletion.id,
+            GoalCompletion.goal_id,
+            Visitor.uid,
+            GoalCompletion.completed_at,
+            GoalCompletion.url,
+            GoalCompletion.properties,
+            Visitor.source,
+            Visitor.country,
+            Visitor.city,
+            Visitor.browser,
+            Visitor.os,
+            Visitor.device_type,
+        )
+        .join(ids, ids.c.id == GoalCompletion.id)
+        .join(Visitor, Visitor.id == GoalCompletion.visitor_id)
+        .order_by(GoalCompletion.goal_id, *order)
+    )
+    rows = (await session.execute(query)).all()
+    return [CompletionRow(*row) for row in rows]
+
+
+async def count_completions(
+    session: AsyncSession, *, goal_ids: Sequence[int], start: datetime, end: datetime
+) -> dict[int, int]:
+    """Completions per goal in the range (goals with none are absent)."""
+    query = (
+        select(GoalCompletion.goal_id, func.count())
+        .where(GoalCompletion.goal_id.in_(goal_ids), _in_range(start, end))  # type: ignore[attr-defined]
+        .group_by(GoalCompletion.goal_id)
+    )
+    return {int(goal): int(count) for goal, count in (await session.execute(query)).all()}

@@ -1,0 +1,193 @@
+"""The tables. Instants end in ``_at`` (UTC), money is integer minor units, names are singular.
+
+Visitors get an integer surrogate key (``visitor.id``) so that every distinct count runs over
+integers; ``visitor_slot`` holds one row per (site, 15-minute UTC slot, visitor) with any activity,
+which turns "distinct visitors in a range" into a scan of a small, covering primary key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, MetaData, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from datasaas.storage.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata = MetaData(naming_convention=NAMING_CONVENTION)
+metadata = SQLModel.metadata
+
+SLOT_SECONDS = 900
+"""Width of an activity slot: 15 minutes, a divisor of every current UTC offset."""
+
+
+def _at(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_type=UTCDateTime(), nullable=nullable, index=index)
+
+
+def _fk(target: str, *, big: bool = False) -> Any:
+    return Field(
+        sa_column_args=[ForeignKey(target, ondelete="CASCADE")],
+        sa_type=BigInteger if big else Integer,
+        nullable=False,
+    )
+
+
+class Site(SQLModel, table=True):
+    """A tracked website; ``currency`` is the reporting currency (ISO 4217)."""
+
+    __tablename__ = "site"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    domain: str = Field(max_length=253)
+    currency: str = Field(default="USD", max_length=3)
+    created_at: datetime = _at()
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key of one site. Only the SHA-256 of the secret is kept, plus a display prefix."""
+
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=32)
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", index=True, max_length=64)
+    scope: str = Field(max_length=16)
+    name: str | None = Field(default=None, max_length=200)
+    prefix: str = Field(max_length=16)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _at()
+    revoked_at: datetime | None = _at(nullable=True)
+
+
+class Visitor(SQLModel, table=True):
+    """A visitor of a site, keyed by the client's string id; holds the first-touch attributes."""
+
+    __tablename__ = "visitor"
+    __table_args__ = (UniqueConstraint("site_id", "uid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", max_length=64)
+    uid: str = Field(max_length=128)
+    first_seen_at: datetime = _at()
+    first_pageview_at: datetime | None = _at(nullable=True)
+    landing_url: str | None = Field(default=None, max_length=2048)
+    referrer: str | None = Field(default=None, max_length=2048)
+    source: str | None = Field(default=None, max_length=255)
+    utm_source: str | None = Field(default=None, max_length=255)
+    utm_medium: str | None = Field(default=None, max_length=255)
+    utm_campaign: str | None = Field(default=None, max_length=255)
+    country: str | None = Field(default=None, max_length=100)
+    city: str | None = Field(default=None, max_length=100)
+    browser: str | None = Field(default=None, max_length=64)
+    os: str | None = Field(default=None, max_length=64)
+    device_type: str | None = Field(default=None, max_length=16)
+
+
+class Pageview(SQLModel, table=True):
+    """One pageview from the tracker."""
+
+    __tablename__ = "pageview"
+    __table_args__ = (Index("ix_pageview_site_id_occurred_at", "site_id", "occurred_at"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True))
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", max_length=64)
+    visitor_id: int = _fk("visitor.id")
+    session_id: str = Field(max_length=128)
+    occurred_at: datetime = _at()
+    url: str | None = Field(default=None, max_length=2048)
+    hostname: str | None = Field(default=None, max_length=253)
+    pathname: str | None = Field(default=None, max_length=2048)
+    referrer: str | None = Field(default=None, max_length=2048)
+    title: str | None = Field(default=None, max_length=1024)
+
+
+class VisitorSlot(SQLModel, table=True):
+    """Visitor activity (pageview, goal completion or payment) per site and 15-minute UTC slot."""
+
+    __tablename__ = "visitor_slot"
+
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    slot: int = Field(primary_key=True)
+    visitor_id: int = Field(foreign_key="visitor.id", ondelete="CASCADE", primary_key=True)
+
+
+class Goal(SQLModel, table=True):
+    """A goal name ever recorded by a site."""
+
+    __tablename__ = "goal"
+    __table_args__ = (UniqueConstraint("site_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", max_length=64)
+    name: str = Field(max_length=64)
+    created_at: datetime = _at()
+
+
+class GoalCompletion(SQLModel, table=True):
+    """One completion of a goal by a visitor."""
+
+    __tablename__ = "goal_completion"
+    __table_args__ = (
+        Index("ix_goal_completion_site_range", "site_id", "completed_at", "goal_id", "visitor_id"),
+        Index("ix_goal_completion_goal_keyset", "goal_id", "completed_at", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True))
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", max_length=64)
+    goal_id: int = _fk("goal.id")
+    visitor_id: int = _fk("visitor.id")
+    completed_at: datetime = _at()
+    url: str | None = Field(default=None, max_length=2048)
+    properties: dict[str, Any] | None = Field(default=None, sa_column=Column("metadata", JSON))
+
+
+class Payment(SQLModel, table=True):
+    """A payment, refund or renewal. ``amount_minor`` is in ``currency``; ``reporting_amount_minor``
+    in the site's currency at ``fx_rate`` (ECB reference rate of ``fx_rate_date``)."""
+
+    __tablename__ = "payment"
+    __table_args__ = (
+        UniqueConstraint("site_id", "transaction_id"),
+        Index("ix_payment_site_id_paid_at", "site_id", "paid_at"),
+        Index("ix_payment_site_id_original_transaction_id", "site_id", "original_transaction_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True))
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", max_length=64)
+    visitor_id: int = _fk("visitor.id")
+    transaction_id: str = Field(max_length=255)
+    payment_type: str = Field(max_length=16)
+    amount_minor: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    reporting_amount_minor: int = Field(sa_type=BigInteger)
+    reporting_currency: str = Field(max_length=3)
+    fx_rate: str = Field(max_length=32)
+    fx_rate_date: str | None = Field(default=None, max_length=10)
+    product_name: str | None = Field(default=None, max_length=255)
+    original_transaction_id: str | None = Field(default=None, max_length=255)
+    paid_at: datetime = _at()
+    created_at: datetime = _at()
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """A replayable response to a POST made with an ``Idempotency-Key`` header, per API key."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    api_key_id: str = Field(foreign_key="api_key.id", ondelete="CASCADE", max_length=32)
+    key: str = Field(max_length=255)
+    request_hash: str = Field(max_length=64)
+    status_code: int
+    response_body: str
+    created_at: datetime = _at(index=True)

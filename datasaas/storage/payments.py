@@ -1,0 +1,144 @@
+"""Queries on payments: lookups for idempotent writes and the revenue aggregates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import BigInteger, and_, case, cast, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from datasaas.storage.models import Payment
+from datasaas.storage.sql import epoch_seconds
+
+REFUND = "refund"
+RECURRING = "recurring"
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueTotals:
+    """Sums over a range, in the site's currency's minor units."""
+
+    new_minor: int
+    refund_minor: int
+    paying_visitors: int
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A recurring payment that may cover an instant, with what was refunded of it."""
+
+    paid_at: datetime
+    reporting_amount_minor: int
+    refunded_reporting_minor: int
+
+
+async def get_payment(
+    session: AsyncSession, *, site_id: str, transaction_id: str, for_update: bool = False
+) -> Payment | None:
+    """Return a payment by its transaction id; ``for_update`` locks it (PostgreSQL)."""
+    query = select(Payment).where(
+        Payment.site_id == site_id, Payment.transaction_id == transaction_id
+    )
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def refunded_minor(session: AsyncSession, *, site_id: str, transaction_id: str) -> int:
+    """Total already refunded against a payment, in the payment's own currency."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Payment.amount_minor), 0)).where(
+            Payment.site_id == site_id,
+            Payment.payment_type == REFUND,
+            Payment.original_transaction_id == transaction_id,
+        )
+    )
+    return int(total or 0)
+
+
+async def insert_payment(session: AsyncSession, payment: Payment) -> bool:
+    """Insert a payment; False when its transaction id was taken concurrently."""
+    try:
+        async with session.begin_nested():
+            session.add(payment)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def _in_range(start: datetime, end: datetime) -> object:
+    return and_(Payment.paid_at >= start, Payment.paid_at <= end)
+
+
+async def revenue_totals(
+    session: AsyncSession, *, site_id: str, start: datetime, end: datetime
+) -> RevenueTotals:
+    """New revenue, refunds and distinct paying visitors in [start, end]."""
+    is_refund = Payment.payment_type == REFUND
+    paying = case((and_(~is_refund, Payment.amount_minor > 0), Payment.visitor_id), else_=None)
+    row = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(case((~is_refund, Payment.reporting_amount_minor), else_=0)), 0),
+                func.coalesce(func.sum(case((is_refund, Payment.reporting_amount_minor), else_=0)), 0),
+                func.count(func.distinct(paying)),
+            ).where(Payment.site_id == site_id, _in_range(start, end))  # type: ignore[arg-type]
+        )
+    ).one()
+    return RevenueTotals(int(row[0]), int(row[1]), int(row[2]))
+
+
+async def subscriptions_near(
+    session: AsyncSession, *, site_id: str, at: datetime
+) -> list[Subscription]:
+    """Recurring payments from the 32 days up to ``at`` (a superset of those covering it)."""
+    refunds = (
+        select(
+            Payment.original_transaction_id.label("original"),  # type: ignore[union-attr]
+            func.sum(Payment.reporting_amount_minor).label("refunded"),
+        )
+        .where(
+            Payment.site_id == site_id,
+            Payment.payment_type == REFUND,
+            Payment.original_transaction_id.is_not(None),  # type: ignore[union-attr]
+            Payment.paid_at <= at,
+        )
+        .group_by(Payment.original_transaction_id)
+        .subquery()
+    )
+    rows = (
+        await session.execute(
+            select(
+                Payment.paid_at,
+                Payment.reporting_amount_minor,
+                func.coalesce(refunds.c.refunded, 0),
+            )
+            .outerjoin(refunds, refunds.c.original == Payment.transaction_id)
+            .where(
+                Payment.site_id == site_id,
+                Payment.payment_type == RECURRING,
+                Payment.paid_at <= at,
+                Payment.paid_at > at - timedelta(days=32),
+            )
+        )
+    ).all()
+    return [Subscription(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+async def revenue_by_granule(
+    session: AsyncSession, *, site_id: str, start: datetime, end: datetime, granule_seconds: int
+) -> list[tuple[int, bool, int]]:
+    """(granule start in Unix seconds, is refund, sum) for [start, end], grouped in SQL."""
+    seconds = epoch_seconds(session, Payment.paid_at)
+    granule = cast(seconds / granule_seconds, BigInteger) if granule_seconds > 1 else seconds
+    is_refund = Payment.payment_type == REFUND
+    query = (
+        select(granule.label("granule"), is_refund.label("refund"), func.sum(Payment.reporting_amount_minor))
+        .where(Payment.site_id == site_id, _in_range(start, end))  # type: ignore[arg-type]
+        .group_by("granule", "refund")
+    )
+    rows = (await session.execute(query)).all()
+    return [(int(r[0]) * granule_seconds, bool(r[1]), int(r[2])) for r in rows]

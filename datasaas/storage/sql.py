@@ -1,0 +1,38 @@
+"""Small dialect helpers shared by the query modules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, cast, func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
+
+from datasaas.storage.models import SLOT_SECONDS
+
+
+def dialect_name(session: AsyncSession) -> str:
+    """Return the session's dialect name ("sqlite" or "postgresql")."""
+    return session.get_bind().dialect.name
+
+
+def insert_ignore(session: AsyncSession, table: Any, rows: Iterable[dict[str, Any]] | dict[str, Any]) -> Insert:
+    """Build ``INSERT ... ON CONFLICT DO NOTHING`` for the session's dialect."""
+    maker = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+    statement = maker(table).values(rows if isinstance(rows, dict) else list(rows))
+    return statement.on_conflict_do_nothing()
+
+
+def epoch_seconds(session: AsyncSession, column: Any) -> ColumnElement[int]:
+    """An SQL expression for a timestamp column as integer Unix seconds."""
+    if dialect_name(session) == "postgresql":
+        return cast(func.floor(func.extract("epoch", column)), BigInteger)
+    return cast(func.strftime("%s", column), BigInteger)
+
+
+def slot_of(at: datetime) -> int:
+    """Return the 15-minute activity slot number containing an instant."""
+    return int(at.timestamp()) // SLOT_SECONDS

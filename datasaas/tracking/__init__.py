@@ -1,0 +1,1 @@
+"""Visitor tracking: attribution helpers (User-Agent, GeoIP, referrer, client IP)."""

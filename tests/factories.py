@@ -1,0 +1,37 @@
+"""Typed keyword-only factories for test data, written through the resolvers."""
+
+from __future__ import annotations
+
+from datasaas.resolvers import sites as site_resolvers
+from datasaas.resolvers.sites import IssuedKey, Scope
+from datasaas.storage.engine import Database
+from datasaas.storage.models import Site
+
+
+async def make_site(
+    database: Database,
+    *,
+    site_id: str = "ds_test",
+    domain: str = "example.com",
+    currency: str = "USD",
+    name: str = "Test site",
+) -> Site:
+    """Create a site."""
+    async with database.write() as session:
+        return await site_resolvers.create_site(
+            session, name=name, domain=domain, site_id=site_id, currency=currency
+        )
+
+
+async def make_key(
+    database: Database, *, site_id: str = "ds_test", scope: Scope = Scope.READ_WRITE
+) -> IssuedKey:
+    """Create an API key and return it with its secret."""
+    async with database.write() as session:
+        return await site_resolvers.create_key(session, site_id=site_id, scope=scope)
+
+
+def bearer(key: IssuedKey | str) -> dict[str, str]:
+    """Return the Authorization header for a key."""
+    secret = key if isinstance(key, str) else key.secret
+    return {"Authorization": f"Bearer {secret}"}
