@@ -1,3 +1,3 @@
-"""DataSaaS goals & revenue gateway: GraphQL and DataSaaS-compatible REST over one resolver layer."""
+"""DataSaaS goals & revenue gateway: GraphQL and DataSaaS-compatible REST, one resolver layer."""
 
 __version__ = "0.1.0"

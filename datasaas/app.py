@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from datasaas import __version__
 from datasaas.config import Settings, get_settings
-from datasaas.ratelimit import RateLimiter
+from datasaas.ratelimit import RateLimiter, RateLimitState
 from datasaas.rest_compat.errors import error_body, install_error_handlers
 from datasaas.rest_compat.routes import router as rest_router
 from datasaas.schema.router import create_graphql_router
@@ -67,9 +67,9 @@ async def _rate_limit(
                 body = error_body("rate_limited", message)
             return JSONResponse(body, status_code=429, headers=state.headers())
         response = await call_next(request)
-    state = getattr(request.state, "rate_limit", None)
-    if state is not None:
-        response.headers.update(state.headers())
+    stamped: RateLimitState | None = getattr(request.state, "rate_limit", None)
+    if stamped is not None:
+        response.headers.update(stamped.headers())
     return response
 
 
@@ -120,9 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await session.execute(text("SELECT 1"))
         except Exception as exc:  # any driver error means "not ready"
             logger.warning("readiness check failed: %s", exc)
-            return JSONResponse(
-                error_body("unavailable", "Database unreachable."), status_code=503
-            )
+            return JSONResponse(error_body("unavailable", "Database unreachable."), status_code=503)
         return JSONResponse({"status": "ok"})
 
     return app

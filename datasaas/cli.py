@@ -18,6 +18,7 @@ from datasaas.resolvers import sites as site_resolvers
 from datasaas.resolvers.sites import Scope
 from datasaas.storage.engine import Database
 from datasaas.storage.migrate import upgrade
+from datasaas.storage.models import Site
 
 T = TypeVar("T")
 
@@ -83,7 +84,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    demo: Annotated[bool, typer.Option("--demo", help="Create the demo site if none exists.")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Create the demo site if none exists.")
+    ] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Apply pending migrations, then serve the API."""
@@ -130,10 +133,12 @@ def sites_create(
     if as_json:
         typer.echo(json.dumps(site))
     else:
-        console.print(f"Created site [bold]{site['id']}[/bold] ({site['domain']}, {site['currency']})")
+        console.print(
+            f"Created site [bold]{site['id']}[/bold] ({site['domain']}, {site['currency']})"
+        )
 
 
-def _site_dict(site: site_resolvers.Site) -> dict[str, str]:
+def _site_dict(site: Site) -> dict[str, str]:
     return {
         "id": site.id,
         "name": site.name,
@@ -220,8 +225,12 @@ def keys_list(
     table = Table("id", "scope", "name", "prefix", "created_at", "revoked_at")
     for row in rows:
         table.add_row(
-            row["id"], row["scope"], row["name"] or "", f"{row['prefix']}…",
-            row["created_at"], row["revoked_at"] or "",
+            row["id"],
+            row["scope"],
+            row["name"] or "",
+            f"{row['prefix']}…",
+            row["created_at"],
+            row["revoked_at"] or "",
         )
     console.print(table)
 
@@ -253,6 +262,8 @@ def demo(
     from datasaas.demo import generate
 
     async def work(database: Database) -> None:
-        await generate(database, site_id=site, visitors=visitors, days=days, seed=seed, console=console)
+        await generate(
+            database, site_id=site, visitors=visitors, days=days, seed=seed, console=console
+        )
 
     _run(database_url, work)

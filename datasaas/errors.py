@@ -94,6 +94,8 @@ class RateLimited(DomainError):
     status = 429
     graphql_code = "RATE_LIMITED"
 
-    def __init__(self, retry_after: int, message: str = "Rate limit exceeded; retry later.") -> None:
+    def __init__(
+        self, retry_after: int, message: str = "Rate limit exceeded; retry later."
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after

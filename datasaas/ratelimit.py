@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
-from limits.storage import storage_from_string
 from limits.aio.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +43,18 @@ class RateLimiter:
         storage: Storage
         if redis_url:
             uri = redis_url if redis_url.startswith("async+") else "async+" + redis_url
-            storage = storage_from_string(uri)
+            shared = storage_from_string(uri)
+            if not isinstance(shared, Storage):
+                raise ValueError(f"not an asyncio-capable limits storage: {redis_url}")
+            storage = shared
         else:
             storage = MemoryStorage()
         self._storage = storage
         self._limiter = FixedWindowRateLimiter(storage)
 
-    async def hit(self, namespace: str, identity: str, per_minute: int, cost: int = 1) -> RateLimitState:
+    async def hit(
+        self, namespace: str, identity: str, per_minute: int, cost: int = 1
+    ) -> RateLimitState:
         """Spend ``cost`` from the identity's budget and report what is left."""
         item = RateLimitItemPerMinute(per_minute, namespace=namespace)
         allowed = await self._limiter.hit(item, identity, cost=cost)

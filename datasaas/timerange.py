@@ -33,6 +33,8 @@ from datasaas.errors import InvalidInput
 __all__ = [
     "DEFAULT_SPAN",
     "MAX_BUCKETS",
+    "MAX_INSTANT",
+    "MIN_INSTANT",
     "Bucket",
     "Granularity",
     "TimeRange",
@@ -197,6 +199,7 @@ def format_instant(instant: datetime, tz: ZoneInfo) -> str:
 
 def buckets(rng: TimeRange, granularity: Granularity) -> list[Bucket]:
     """Split ``rng`` into ascending local-time buckets that tile it exactly, clipped to it."""
+    granularity = Granularity(granularity)
     if _estimated_count(rng, granularity) > MAX_BUCKETS:
         raise _too_many(granularity)
     series = (
@@ -336,7 +339,7 @@ def _local_to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
 
 
 def _day_start(day: date, tz: ZoneInfo) -> datetime:
-    return _local_to_utc(datetime.combine(day, time()), tz)
+    return _local_to_utc(datetime.combine(day, _MIDNIGHT), tz)
 
 
 def _bucket_floor(day: date, granularity: Granularity) -> date:

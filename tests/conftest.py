@@ -30,9 +30,7 @@ BACKENDS = [
     "sqlite",
     pytest.param(
         "postgres",
-        marks=pytest.mark.skipif(
-            not POSTGRES_URL, reason="DATASAAS_TEST_POSTGRES_URL is not set"
-        ),
+        marks=pytest.mark.skipif(not POSTGRES_URL, reason="DATASAAS_TEST_POSTGRES_URL is not set"),
     ),
 ]
 
@@ -133,3 +131,62 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(database_url: str) -> Iterator[str]:
+    """A real uvicorn process serving the app on the test database; yields its base URL."""
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATASAAS_DATABASE_URL": database_url,
+        "DATASAAS_GEOIP_DB": str(GEOIP_TEST_DB),
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "datasaas.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

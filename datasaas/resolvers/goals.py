@@ -123,7 +123,12 @@ def _row(stats: goal_store.GoalStats, visitors: int) -> GoalRow:
 
 
 async def list_goals(
-    session: AsyncSession, *, site_id: str, period: Period, limit: object = None, offset: object = None
+    session: AsyncSession,
+    *,
+    site_id: str,
+    period: Period,
+    limit: object = None,
+    offset: object = None,
 ) -> GoalList:
     """Every goal the site has recorded with its range statistics, busiest first."""
     rng = period.resolve()
@@ -234,7 +239,12 @@ async def store_completion(
     assert goal is not None
     visitor = await visitor_store.visitor_key(session, site_id=site_id, uid=uid, seen_at=at)
     await goal_store.insert_completion(
-        session, site_id=site_id, goal_id=goal, visitor_id=visitor, completed_at=at, url=url,
+        session,
+        site_id=site_id,
+        goal_id=goal,
+        visitor_id=visitor,
+        completed_at=at,
+        url=url,
         metadata=metadata,
     )
     await visitor_store.mark_active(session, site_id=site_id, visitor_id=visitor, at=at)

@@ -64,7 +64,7 @@ def _payment_type(value: object) -> PaymentType:
     if value is None:
         return PaymentType.ONE_TIME
     try:
-        return PaymentType(str(value).lower()) if isinstance(value, str) else PaymentType(value)
+        return PaymentType(value.lower()) if isinstance(value, str) else PaymentType(str(value))
     except ValueError:
         raise InvalidInput.for_field(
             "payment_type", "must be one of one_time, recurring, refund"
@@ -91,8 +91,15 @@ def _clean(payment: PaymentIn, now: datetime) -> _Clean:
     if original == transaction_id:
         raise InvalidInput.for_field("original_transaction_id", "a refund cannot refund itself")
     return _Clean(
-        uid, amount_minor, currency, transaction_id, kind, product_name, paid_at,
-        payment.paid_at is not None, original,
+        uid,
+        amount_minor,
+        currency,
+        transaction_id,
+        kind,
+        product_name,
+        paid_at,
+        payment.paid_at is not None,
+        original,
     )
 
 

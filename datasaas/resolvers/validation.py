@@ -70,7 +70,7 @@ def http_url(value: object, *, field: str = "url") -> str | None:
 
 
 def metadata(value: object, *, field: str = "metadata") -> dict[str, Any] | None:
-    """Return a flat JSON object: ≤ 20 keys of ≤ 64 chars; values short strings, numbers, booleans, null."""
+    """Return a flat JSON object: ≤ 20 keys of ≤ 64 chars; short strings, numbers, bools, nulls."""
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -93,7 +93,9 @@ def metadata(value: object, *, field: str = "metadata") -> dict[str, Any] | None
         elif isinstance(item, Decimal | float):
             if not math.isfinite(item):
                 raise InvalidInput.for_field(path, "must be a finite number")
-            clean[key] = int(item) if item == int(item) and isinstance(item, Decimal) else float(item)
+            clean[key] = (
+                int(item) if item == int(item) and isinstance(item, Decimal) else float(item)
+            )
         else:
             raise InvalidInput.for_field(
                 path, "values must be strings, numbers, booleans or null (no nesting)"

@@ -15,7 +15,9 @@ MAX_BODY_BYTES = 64 * 1024
 
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 async def read_json_object(request: Request, *, allowed: Iterable[str]) -> dict[str, Any]:

@@ -76,12 +76,16 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _CODES.get(exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error")
+    code = _CODES.get(
+        exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error"
+    )
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
     if exc.status_code == 404 and message == "Not Found":
         message = "No such route."
     return JSONResponse(
-        error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        error_body(code, message),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
     )
 
 

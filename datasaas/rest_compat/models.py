@@ -174,7 +174,9 @@ class GoalCreateBody(BaseModel):
     name: str = Field(examples=["signup"])
     visitor_id: str = Field(min_length=1, max_length=128, examples=["v_8f3a2b1c"])
     url: str | None = Field(default=None, max_length=2048)
-    metadata: dict[str, str | float | bool | None] | None = Field(default=None, examples=[{"plan": "pro"}])
+    metadata: dict[str, str | float | bool | None] | None = Field(
+        default=None, examples=[{"plan": "pro"}]
+    )
     completed_at: str | None = Field(default=None, description="ISO 8601; default now")
 
 

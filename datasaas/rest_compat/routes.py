@@ -31,11 +31,11 @@ router = APIRouter(prefix="/api/v1", responses=models.ERROR_RESPONSES)
 
 SiteId = Annotated[str, Query(description="Your website ID", examples=["ds_abc123"])]
 Start = Annotated[
-    str | None, Query(description="YYYY-MM-DD or ISO 8601 datetime. Default: end − 30 days")
+    str | None, Query(description="YYYY-MM-DD or ISO 8601 datetime. Default: end - 30 days")
 ]
 End = Annotated[str | None, Query(description="YYYY-MM-DD or ISO 8601 datetime. Default: now")]
 Timezone = Annotated[str | None, Query(description="IANA timezone. Default: UTC")]
-Limit = Annotated[int, Query(ge=1, le=1000, description="Results limit, 1–1000")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Results limit, 1-1000")]
 Offset = Annotated[int, Query(ge=0, description="Results to skip")]
 IdempotencyKey = Annotated[
     str | None,
@@ -86,7 +86,11 @@ async def list_goals(
     _authorize(principal, site_id)
     async with database.read() as session:
         result = await goal_resolvers.list_goals(
-            session, site_id=site_id, period=Period(start, end, timezone), limit=limit, offset=offset
+            session,
+            site_id=site_id,
+            period=Period(start, end, timezone),
+            limit=limit,
+            offset=offset,
         )
     return DecimalJSONResponse(
         {
@@ -130,8 +134,12 @@ async def list_completions(
     _authorize(principal, site_id)
     async with database.read() as session:
         page = await goal_resolvers.list_completions(
-            session, site_id=site_id, name=name, period=Period(start, end, timezone),
-            limit=limit, offset=offset,
+            session,
+            site_id=site_id,
+            name=name,
+            period=Period(start, end, timezone),
+            limit=limit,
+            offset=offset,
         )
     return DecimalJSONResponse(
         {
@@ -218,7 +226,11 @@ async def revenue_timeseries(
     return DecimalJSONResponse(
         {
             "results": [
-                {"period": p.period, "new_revenue": p.new_revenue, "refund_revenue": p.refund_revenue}
+                {
+                    "period": p.period,
+                    "new_revenue": p.new_revenue,
+                    "refund_revenue": p.refund_revenue,
+                }
                 for p in series.points
             ],
             "meta": {
@@ -248,7 +260,9 @@ async def _idempotent(
             )
             if stored is not None:
                 if stored.request_hash != fingerprint:
-                    raise Conflict("This Idempotency-Key was already used with a different request.")
+                    raise Conflict(
+                        "This Idempotency-Key was already used with a different request."
+                    )
                 return Response(
                     stored.response_body,
                     status_code=stored.status_code,
@@ -278,8 +292,14 @@ def _fingerprint(path: str, site_id: str, body: dict[str, Any]) -> str:
 
 _GOAL_FIELDS = ("name", "visitor_id", "url", "metadata", "completed_at")
 _PAYMENT_FIELDS = (
-    "visitor_id", "amount", "currency", "transaction_id", "payment_type", "product_name",
-    "paid_at", "original_transaction_id",
+    "visitor_id",
+    "amount",
+    "currency",
+    "transaction_id",
+    "payment_type",
+    "product_name",
+    "paid_at",
+    "original_transaction_id",
 )
 
 

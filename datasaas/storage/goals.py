@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from datasaas.storage.models import Goal, GoalCompletion, Visitor
 from datasaas.storage.sql import insert_ignore
@@ -42,9 +43,11 @@ class CompletionRow:
     device_type: str | None
 
 
-async def goal_id(session: AsyncSession, *, site_id: str, name: str, create_at: datetime | None = None) -> int | None:
+async def goal_id(
+    session: AsyncSession, *, site_id: str, name: str, create_at: datetime | None = None
+) -> int | None:
     """Return a goal's id; with ``create_at``, create the goal when the site never recorded it."""
-    query = select(Goal.id).where(Goal.site_id == site_id, Goal.name == name)
+    query = select(col(Goal.id)).where(col(Goal.site_id) == site_id, col(Goal.name) == name)
     found = await session.scalar(query)
     if found is not None or create_at is None:
         return found
@@ -81,7 +84,7 @@ async def insert_completion(
 
 
 def _in_range(start: datetime, end: datetime) -> Any:
-    return and_(GoalCompletion.completed_at >= start, GoalCompletion.completed_at <= end)
+    return and_(col(GoalCompletion.completed_at) >= start, col(GoalCompletion.completed_at) <= end)
 
 
 async def goal_stats(
@@ -94,28 +97,28 @@ async def goal_stats(
     offset: int,
     name: str | None = None,
 ) -> list[GoalStats]:
-    """Every goal of the site (or one by name) with its range counts, busiest first, then by name."""
+    """Every goal of the site (or one by name) with range counts, busiest first, then by name."""
     counts = (
         select(
-            GoalCompletion.goal_id.label("goal_id"),
+            col(GoalCompletion.goal_id).label("goal_id"),
             func.count().label("completions"),
-            func.count(func.distinct(GoalCompletion.visitor_id)).label("uniques"),
+            func.count(func.distinct(col(GoalCompletion.visitor_id))).label("uniques"),
         )
-        .where(GoalCompletion.site_id == site_id, _in_range(start, end))
-        .group_by(GoalCompletion.goal_id)
+        .where(col(GoalCompletion.site_id) == site_id, _in_range(start, end))
+        .group_by(col(GoalCompletion.goal_id))
         .subquery()
     )
     completions = func.coalesce(counts.c.completions, 0)
     query = (
-        select(Goal.id, Goal.name, func.coalesce(counts.c.uniques, 0), completions)
-        .outerjoin(counts, counts.c.goal_id == Goal.id)
-        .where(Goal.site_id == site_id)
-        .order_by(completions.desc(), Goal.name)
+        select(col(Goal.id), col(Goal.name), func.coalesce(counts.c.uniques, 0), completions)
+        .outerjoin(counts, counts.c.goal_id == col(Goal.id))
+        .where(col(Goal.site_id) == site_id)
+        .order_by(completions.desc(), col(Goal.name))
         .limit(limit)
         .offset(offset)
     )
     if name is not None:
-        query = query.where(Goal.name == name)
+        query = query.where(col(Goal.name) == name)
     rows = (await session.execute(query)).all()
     return [GoalStats(int(r[0]), r[1], int(r[2]), int(r[3])) for r in rows]
 
@@ -137,19 +140,19 @@ async def list_completions(
     """
     if not goal_ids:
         return []
-    order = (GoalCompletion.completed_at.desc(), GoalCompletion.id.desc())  # type: ignore[attr-defined, union-attr]
+    order = (col(GoalCompletion.completed_at).desc(), col(GoalCompletion.id).desc())
     conditions = [_in_range(start, end)]
     if before is not None:
         at, row_id = before
         conditions.append(
             or_(
-                GoalCompletion.completed_at < at,
-                and_(GoalCompletion.completed_at == at, GoalCompletion.id < row_id),  # type: ignore[operator]
+                col(GoalCompletion.completed_at) < at,
+                and_(col(GoalCompletion.completed_at) == at, col(GoalCompletion.id) < row_id),
             )
         )
     per_goal = [
-        select(GoalCompletion.id)
-        .where(GoalCompletion.goal_id == goal, *conditions)
+        select(col(GoalCompletion.id))
+        .where(col(GoalCompletion.goal_id) == goal, *conditions)
         .order_by(*order)
         .limit(limit)
         .offset(offset)
@@ -163,22 +166,22 @@ async def list_completions(
     ).subquery()
     query = (
         select(
-            GoalCompletion.id,
-            GoalCompletion.goal_id,
-            Visitor.uid,
-            GoalCompletion.completed_at,
-            GoalCompletion.url,
-            GoalCompletion.properties,
-            Visitor.source,
-            Visitor.country,
-            Visitor.city,
-            Visitor.browser,
-            Visitor.os,
-            Visitor.device_type,
+            col(GoalCompletion.id),
+            col(GoalCompletion.goal_id),
+            col(Visitor.uid),
+            col(GoalCompletion.completed_at),
+            col(GoalCompletion.url),
+            col(GoalCompletion.properties),
+            col(Visitor.source),
+            col(Visitor.country),
+            col(Visitor.city),
+            col(Visitor.browser),
+            col(Visitor.os),
+            col(Visitor.device_type),
         )
-        .join(ids, ids.c.id == GoalCompletion.id)
-        .join(Visitor, Visitor.id == GoalCompletion.visitor_id)
-        .order_by(GoalCompletion.goal_id, *order)
+        .join(ids, ids.c.id == col(GoalCompletion.id))
+        .join(Visitor, col(Visitor.id) == col(GoalCompletion.visitor_id))
+        .order_by(col(GoalCompletion.goal_id), *order)
     )
     rows = (await session.execute(query)).all()
     return [CompletionRow(*row) for row in rows]
@@ -189,8 +192,8 @@ async def count_completions(
 ) -> dict[int, int]:
     """Completions per goal in the range (goals with none are absent)."""
     query = (
-        select(GoalCompletion.goal_id, func.count())
-        .where(GoalCompletion.goal_id.in_(goal_ids), _in_range(start, end))  # type: ignore[attr-defined]
-        .group_by(GoalCompletion.goal_id)
+        select(col(GoalCompletion.goal_id), func.count())
+        .where(col(GoalCompletion.goal_id).in_(goal_ids), _in_range(start, end))
+        .group_by(col(GoalCompletion.goal_id))
     )
     return {int(goal): int(count) for goal, count in (await session.execute(query)).all()}

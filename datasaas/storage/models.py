@@ -10,7 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, MetaData, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from datasaas.storage.types import UTCDateTime
@@ -98,7 +107,10 @@ class Pageview(SQLModel, table=True):
     __tablename__ = "pageview"
     __table_args__ = (Index("ix_pageview_site_id_occurred_at", "site_id", "occurred_at"),)
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
     site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", max_length=64)
     visitor_id: int = _fk("visitor.id")
     session_id: str = Field(max_length=128)
@@ -141,7 +153,10 @@ class GoalCompletion(SQLModel, table=True):
         Index("ix_goal_completion_goal_keyset", "goal_id", "completed_at", "id"),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
     site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", max_length=64)
     goal_id: int = _fk("goal.id")
     visitor_id: int = _fk("visitor.id")
@@ -161,7 +176,10 @@ class Payment(SQLModel, table=True):
         Index("ix_payment_site_id_original_transaction_id", "site_id", "original_transaction_id"),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True))
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
     site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", max_length=64)
     visitor_id: int = _fk("visitor.id")
     transaction_id: str = Field(max_length=255)

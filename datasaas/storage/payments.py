@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, and_, case, cast, func, select
+from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from datasaas.storage.models import Payment
 from datasaas.storage.sql import epoch_seconds
@@ -39,7 +40,7 @@ async def get_payment(
 ) -> Payment | None:
     """Return a payment by its transaction id; ``for_update`` locks it (PostgreSQL)."""
     query = select(Payment).where(
-        Payment.site_id == site_id, Payment.transaction_id == transaction_id
+        col(Payment.site_id) == site_id, col(Payment.transaction_id) == transaction_id
     )
     if for_update:
         query = query.with_for_update()
@@ -49,10 +50,10 @@ async def get_payment(
 async def refunded_minor(session: AsyncSession, *, site_id: str, transaction_id: str) -> int:
     """Total already refunded against a payment, in the payment's own currency."""
     total = await session.scalar(
-        select(func.coalesce(func.sum(Payment.amount_minor), 0)).where(
-            Payment.site_id == site_id,
-            Payment.payment_type == REFUND,
-            Payment.original_transaction_id == transaction_id,
+        select(func.coalesce(func.sum(col(Payment.amount_minor)), 0)).where(
+            col(Payment.site_id) == site_id,
+            col(Payment.payment_type) == REFUND,
+            col(Payment.original_transaction_id) == transaction_id,
         )
     )
     return int(total or 0)
@@ -69,23 +70,29 @@ async def insert_payment(session: AsyncSession, payment: Payment) -> bool:
     return True
 
 
-def _in_range(start: datetime, end: datetime) -> object:
-    return and_(Payment.paid_at >= start, Payment.paid_at <= end)
+def _in_range(start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(col(Payment.paid_at) >= start, col(Payment.paid_at) <= end)
 
 
 async def revenue_totals(
     session: AsyncSession, *, site_id: str, start: datetime, end: datetime
 ) -> RevenueTotals:
     """New revenue, refunds and distinct paying visitors in [start, end]."""
-    is_refund = Payment.payment_type == REFUND
-    paying = case((and_(~is_refund, Payment.amount_minor > 0), Payment.visitor_id), else_=None)
+    is_refund = col(Payment.payment_type) == REFUND
+    paying = case(
+        (and_(~is_refund, col(Payment.amount_minor) > 0), col(Payment.visitor_id)), else_=None
+    )
     row = (
         await session.execute(
             select(
-                func.coalesce(func.sum(case((~is_refund, Payment.reporting_amount_minor), else_=0)), 0),
-                func.coalesce(func.sum(case((is_refund, Payment.reporting_amount_minor), else_=0)), 0),
+                func.coalesce(
+                    func.sum(case((~is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
+                ),
+                func.coalesce(
+                    func.sum(case((is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
+                ),
                 func.count(func.distinct(paying)),
-            ).where(Payment.site_id == site_id, _in_range(start, end))  # type: ignore[arg-type]
+            ).where(col(Payment.site_id) == site_id, _in_range(start, end))
         )
     ).one()
     return RevenueTotals(int(row[0]), int(row[1]), int(row[2]))
@@ -97,31 +104,31 @@ async def subscriptions_near(
     """Recurring payments from the 32 days up to ``at`` (a superset of those covering it)."""
     refunds = (
         select(
-            Payment.original_transaction_id.label("original"),  # type: ignore[union-attr]
-            func.sum(Payment.reporting_amount_minor).label("refunded"),
+            col(Payment.original_transaction_id).label("original"),
+            func.sum(col(Payment.reporting_amount_minor)).label("refunded"),
         )
         .where(
-            Payment.site_id == site_id,
-            Payment.payment_type == REFUND,
-            Payment.original_transaction_id.is_not(None),  # type: ignore[union-attr]
-            Payment.paid_at <= at,
+            col(Payment.site_id) == site_id,
+            col(Payment.payment_type) == REFUND,
+            col(Payment.original_transaction_id).is_not(None),
+            col(Payment.paid_at) <= at,
         )
-        .group_by(Payment.original_transaction_id)
+        .group_by(col(Payment.original_transaction_id))
         .subquery()
     )
     rows = (
         await session.execute(
             select(
-                Payment.paid_at,
-                Payment.reporting_amount_minor,
+                col(Payment.paid_at),
+                col(Payment.reporting_amount_minor),
                 func.coalesce(refunds.c.refunded, 0),
             )
-            .outerjoin(refunds, refunds.c.original == Payment.transaction_id)
+            .outerjoin(refunds, refunds.c.original == col(Payment.transaction_id))
             .where(
-                Payment.site_id == site_id,
-                Payment.payment_type == RECURRING,
-                Payment.paid_at <= at,
-                Payment.paid_at > at - timedelta(days=32),
+                col(Payment.site_id) == site_id,
+                col(Payment.payment_type) == RECURRING,
+                col(Payment.paid_at) <= at,
+                col(Payment.paid_at) > at - timedelta(days=32),
             )
         )
     ).all()
@@ -132,12 +139,16 @@ async def revenue_by_granule(
     session: AsyncSession, *, site_id: str, start: datetime, end: datetime, granule_seconds: int
 ) -> list[tuple[int, bool, int]]:
     """(granule start in Unix seconds, is refund, sum) for [start, end], grouped in SQL."""
-    seconds = epoch_seconds(session, Payment.paid_at)
+    seconds = epoch_seconds(session, col(Payment.paid_at))
     granule = cast(seconds / granule_seconds, BigInteger) if granule_seconds > 1 else seconds
-    is_refund = Payment.payment_type == REFUND
+    is_refund = col(Payment.payment_type) == REFUND
     query = (
-        select(granule.label("granule"), is_refund.label("refund"), func.sum(Payment.reporting_amount_minor))
-        .where(Payment.site_id == site_id, _in_range(start, end))  # type: ignore[arg-type]
+        select(
+            granule.label("granule"),
+            is_refund.label("refund"),
+            func.sum(col(Payment.reporting_amount_minor)),
+        )
+        .where(col(Payment.site_id) == site_id, _in_range(start, end))
         .group_by("granule", "refund")
     )
     rows = (await session.execute(query)).all()

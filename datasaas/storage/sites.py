@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from datasaas.storage.models import ApiKey, Site
 
@@ -18,13 +19,13 @@ async def get_site(session: AsyncSession, site_id: str) -> Site | None:
 
 async def list_sites(session: AsyncSession) -> Sequence[Site]:
     """Return every site, oldest first."""
-    result = await session.execute(select(Site).order_by(Site.created_at, Site.id))
+    result = await session.execute(select(Site).order_by(col(Site.created_at), col(Site.id)))
     return result.scalars().all()
 
 
 async def has_sites(session: AsyncSession) -> bool:
     """Tell whether at least one site exists."""
-    return (await session.execute(select(Site.id).limit(1))).first() is not None
+    return (await session.execute(select(col(Site.id)).limit(1))).first() is not None
 
 
 async def add(session: AsyncSession, row: Site | ApiKey) -> None:
@@ -35,14 +36,16 @@ async def add(session: AsyncSession, row: Site | ApiKey) -> None:
 
 async def find_key_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
     """Return the key whose secret hashes to ``key_hash`` (revoked or not), or None."""
-    result = await session.execute(select(ApiKey).where(ApiKey.key_hash == key_hash))
+    result = await session.execute(select(ApiKey).where(col(ApiKey.key_hash) == key_hash))
     return result.scalar_one_or_none()
 
 
 async def list_keys(session: AsyncSession, site_id: str) -> Sequence[ApiKey]:
     """Return a site's keys, oldest first, revoked ones included."""
     result = await session.execute(
-        select(ApiKey).where(ApiKey.site_id == site_id).order_by(ApiKey.created_at, ApiKey.id)
+        select(ApiKey)
+        .where(col(ApiKey.site_id) == site_id)
+        .order_by(col(ApiKey.created_at), col(ApiKey.id))
     )
     return result.scalars().all()
 
@@ -53,6 +56,6 @@ async def revoke_key(session: AsyncSession, key_id: str, at: datetime) -> ApiKey
     if key is None:
         return None
     if key.revoked_at is None:
-        await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=at))
+        await session.execute(update(ApiKey).where(col(ApiKey.id) == key_id).values(revoked_at=at))
         key.revoked_at = at
     return key

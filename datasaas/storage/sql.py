@@ -19,7 +19,9 @@ def dialect_name(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
-def insert_ignore(session: AsyncSession, table: Any, rows: Iterable[dict[str, Any]] | dict[str, Any]) -> Insert:
+def insert_ignore(
+    session: AsyncSession, table: Any, rows: Iterable[dict[str, Any]] | dict[str, Any]
+) -> Insert:
     """Build ``INSERT ... ON CONFLICT DO NOTHING`` for the session's dialect."""
     maker = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
     statement = maker(table).values(rows if isinstance(rows, dict) else list(rows))
