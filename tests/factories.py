@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from datasaas.resolvers import sites as site_resolvers
 from datasaas.resolvers.sites import IssuedKey, Scope
+from datasaas.storage import visitors as visitor_store
 from datasaas.storage.engine import Database
-from datasaas.storage.models import Site
+from datasaas.storage.models import Pageview, Site
 
 
 async def make_site(
@@ -35,3 +38,26 @@ def bearer(key: IssuedKey | str) -> dict[str, str]:
     """Return the Authorization header for a key."""
     secret = key if isinstance(key, str) else key.secret
     return {"Authorization": f"Bearer {secret}"}
+
+
+async def make_pageview(
+    database: Database,
+    *,
+    visitor_id: str,
+    at: datetime,
+    site_id: str = "ds_test",
+    url: str = "https://example.com/",
+) -> None:
+    """Store a pageview (no attribution) and mark the visitor active, as ingestion does."""
+    async with database.write() as session:
+        key = await visitor_store.visitor_key(session, site_id=site_id, uid=visitor_id, seen_at=at)
+        session.add(
+            Pageview(
+                site_id=site_id,
+                visitor_id=key,
+                session_id="s_" + visitor_id,
+                occurred_at=at,
+                url=url,
+            )
+        )
+        await visitor_store.mark_active(session, site_id=site_id, visitor_id=key, at=at)

@@ -140,7 +140,7 @@ async def revenue_by_granule(
 ) -> list[tuple[int, bool, int]]:
     """(granule start in Unix seconds, is refund, sum) for [start, end], grouped in SQL."""
     seconds = epoch_seconds(session, col(Payment.paid_at))
-    granule = cast(seconds / granule_seconds, BigInteger) if granule_seconds > 1 else seconds
+    granule = seconds // granule_seconds if granule_seconds > 1 else seconds
     is_refund = col(Payment.payment_type) == REFUND
     query = (
         select(
