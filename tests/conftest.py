@@ -9,6 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -135,20 +139,29 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 def free_port() -> int:
     """Return a TCP port that is free on 127.0.0.1 right now."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
+def wait_for_server(base: str, process: subprocess.Popen[bytes]) -> None:
+    """Block until ``base``/healthz answers 200; fail if the process dies or 30 s pass."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server process exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not start within 30 s")
+
+
 @pytest.fixture
 def live_server(database_url: str) -> Iterator[str]:
     """A real uvicorn process serving the app on the test database; yields its base URL."""
-    import subprocess
-    import sys
-    import time
-
     port = free_port()
     env = {
         **os.environ,
@@ -173,16 +186,7 @@ def live_server(database_url: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.1)
+        wait_for_server(base, process)
         yield base
     finally:
         process.terminate()
