@@ -190,7 +190,7 @@ def test_every_seed_example_over_http(database_url: str, live_server: str) -> No
         assert revenue.json()["results"] == {
             "total_revenue": 24500.00,
             "mrr": 8200.00,
-            "conversion_rate": 1.0,
+            "conversion_rate": 0.5,  # two March visitors, one of them paid
         }
         series = http.get(
             f"/api/v1/revenue/timeseries?site_id={SITE}&{RANGE}&granularity=day", headers=auth
