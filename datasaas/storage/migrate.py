@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +49,27 @@ async def schema_drift(database: Database) -> list[Any]:
 
     async with database.engine.connect() as connection:
         return await connection.run_sync(_compare)
+
+
+async def autogenerate(message: str) -> None:
+    """Write a new revision with what the models add over the current head (``make migration``)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        database = Database(f"sqlite+aiosqlite:///{Path(scratch) / 'head.db'}")
+        try:
+            await upgrade(database)
+
+            def _revision(connection: Connection) -> None:
+                config = alembic_config(database.url)
+                config.attributes["connection"] = connection
+                command.revision(config, message=message, autogenerate=True)
+
+            async with database.engine.begin() as connection:
+                await connection.run_sync(_revision)
+        finally:
+            await database.dispose()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "revision" or not sys.argv[2].strip():
+        sys.exit('usage: python -m datasaas.storage.migrate revision "message"')
+    asyncio.run(autogenerate(sys.argv[2]))
