@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.errors import InvalidInput
 from datasaas.resolvers import validation
+from datasaas.storage import activity
 from datasaas.storage import goals as goal_store
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.goals import CompletionRow
@@ -136,9 +137,7 @@ async def list_goals(
     stats = await goal_store.goal_stats(
         session, site_id=site_id, start=rng.start, end=rng.end, limit=page_size, offset=skip
     )
-    visitors = await visitor_store.count_visitors(
-        session, site_id=site_id, start=rng.start, end=rng.end
-    )
+    visitors = await activity.count_visitors(session, site_id=site_id, start=rng.start, end=rng.end)
     return GoalList(range=rng, visitors=visitors, goals=[_row(s, visitors) for s in stats])
 
 
@@ -151,9 +150,7 @@ async def get_goal(session: AsyncSession, *, site_id: str, name: object, period:
     )
     if not stats:
         return GoalRow(None, goal_name, 0, 0, 0.0)
-    visitors = await visitor_store.count_visitors(
-        session, site_id=site_id, start=rng.start, end=rng.end
-    )
+    visitors = await activity.count_visitors(session, site_id=site_id, start=rng.start, end=rng.end)
     return _row(stats[0], visitors)
 
 

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from datasaas.money import to_major
 from datasaas.resolvers import validation
 from datasaas.resolvers.goals import Period
+from datasaas.storage import activity
 from datasaas.storage import payments as payment_store
-from datasaas.storage import visitors as visitor_store
 from datasaas.storage.models import SLOT_SECONDS, Site
 from datasaas.timerange import Granularity, TimeRange, buckets
 
@@ -79,9 +79,7 @@ async def revenue_summary(session: AsyncSession, *, site: Site, period: Period) 
     totals = await payment_store.revenue_totals(
         session, site_id=site.id, start=rng.start, end=rng.end
     )
-    visitors = await visitor_store.count_visitors(
-        session, site_id=site.id, start=rng.start, end=rng.end
-    )
+    visitors = await activity.count_visitors(session, site_id=site.id, start=rng.start, end=rng.end)
     mrr = await mrr_minor(session, site_id=site.id, at=rng.end)
     currency = site.currency
     return RevenueSummary(

@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from datasaas.storage.activity import goal_activity
 from datasaas.storage.models import Goal, GoalCompletion, Visitor
 from datasaas.storage.sql import insert_ignore
 
@@ -98,29 +99,33 @@ async def goal_stats(
     name: str | None = None,
 ) -> list[GoalStats]:
     """Every goal of the site (or one by name) with range counts, busiest first, then by name."""
-    counts = (
-        select(
-            col(GoalCompletion.goal_id).label("goal_id"),
-            func.count().label("completions"),
-            func.count(func.distinct(col(GoalCompletion.visitor_id))).label("uniques"),
-        )
-        .where(col(GoalCompletion.site_id) == site_id, _in_range(start, end))
-        .group_by(col(GoalCompletion.goal_id))
-        .subquery()
-    )
-    completions = func.coalesce(counts.c.completions, 0)
-    query = (
-        select(col(Goal.id), col(Goal.name), func.coalesce(counts.c.uniques, 0), completions)
-        .outerjoin(counts, counts.c.goal_id == col(Goal.id))
-        .where(col(Goal.site_id) == site_id)
-        .order_by(completions.desc(), col(Goal.name))
-        .limit(limit)
-        .offset(offset)
-    )
+    query = select(col(Goal.id), col(Goal.name)).where(col(Goal.site_id) == site_id)
     if name is not None:
         query = query.where(col(Goal.name) == name)
-    rows = (await session.execute(query)).all()
-    return [GoalStats(int(r[0]), r[1], int(r[2]), int(r[3])) for r in rows]
+    goals: list[tuple[int, str]] = []
+    for goal_id, goal_name in (await session.execute(query)).all():
+        assert goal_id is not None  # a primary key read back from the database
+        goals.append((goal_id, goal_name))
+    if not goals:
+        return []
+    activity = await goal_activity(
+        session,
+        site_id=site_id,
+        start=start,
+        end=end,
+        goal_ids={goal_id for goal_id, _ in goals} if name is not None else None,
+    )
+    stats = [
+        GoalStats(
+            goal_id=goal_id,
+            name=goal_name,
+            unique_visitors=len(activity.visitors.get(goal_id, ())),
+            completion_count=activity.completions.get(goal_id, 0),
+        )
+        for goal_id, goal_name in goals
+    ]
+    stats.sort(key=lambda s: (-s.completion_count, s.name))
+    return stats[offset : offset + limit]
 
 
 async def list_completions(

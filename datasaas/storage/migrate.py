@@ -61,7 +61,8 @@ async def autogenerate(message: str) -> None:
             def _revision(connection: Connection) -> None:
                 config = alembic_config(database.url)
                 config.attributes["connection"] = connection
-                command.revision(config, message=message, autogenerate=True)
+                number = len(list((MIGRATIONS_DIR / "versions").glob("[0-9]*.py"))) + 1
+                command.revision(config, message=message, autogenerate=True, rev_id=f"{number:04d}")
 
             async with database.engine.begin() as connection:
                 await connection.run_sync(_revision)

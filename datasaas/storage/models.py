@@ -2,7 +2,9 @@
 
 Visitors get an integer surrogate key (``visitor.id``) so that every distinct count runs over
 integers; ``visitor_slot`` holds one row per (site, 15-minute UTC slot, visitor) with any activity,
-which turns "distinct visitors in a range" into a scan of a small, covering primary key.
+and ``day_bitmap`` caches, per finished UTC day, roaring bitmaps of the visitors active (overall and
+per goal), so that "distinct visitors in a range" is a union of a few bitmaps plus raw rows for the
+ragged edges of the range.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     UniqueConstraint,
 )
@@ -209,3 +212,32 @@ class IdempotencyRecord(SQLModel, table=True):
     status_code: int
     response_body: str
     created_at: datetime = _at(index=True)
+
+
+class DayVersion(SQLModel, table=True):
+    """Bumped whenever an event lands on a UTC day that is already over (a backdated write),
+    so that day's cached bitmaps are known to be stale."""
+
+    __tablename__ = "day_version"
+
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    day: int = Field(primary_key=True)
+    version: int = Field(default=0)
+
+
+class DayBitmap(SQLModel, table=True):
+    """Roaring bitmap of the visitor keys active on one finished UTC day: any activity
+    (``goal_id`` 0) or completions of one goal, with the goal's completion count in ``events``.
+
+    Derived data, built from the raw tables on first read and rebuilt when ``version`` falls
+    behind ``day_version``; never the source of truth.
+    """
+
+    __tablename__ = "day_bitmap"
+
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    day: int = Field(primary_key=True)
+    goal_id: int = Field(primary_key=True)
+    version: int
+    events: int
+    visitors: bytes = Field(sa_type=LargeBinary)

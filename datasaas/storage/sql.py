@@ -19,13 +19,18 @@ def dialect_name(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
+def dialect_insert(session: AsyncSession) -> Any:
+    """Return the dialect's ``insert`` construct (it has ``on_conflict_do_*``)."""
+    return postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
+
+
 def insert_ignore(
     session: AsyncSession, table: Any, rows: Iterable[dict[str, Any]] | dict[str, Any]
 ) -> Insert:
     """Build ``INSERT ... ON CONFLICT DO NOTHING`` for the session's dialect."""
-    maker = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
-    statement = maker(table).values(rows if isinstance(rows, dict) else list(rows))
-    return statement.on_conflict_do_nothing()
+    values = rows if isinstance(rows, dict) else list(rows)
+    statement: Insert = dialect_insert(session)(table).values(values).on_conflict_do_nothing()
+    return statement
 
 
 def epoch_seconds(session: AsyncSession, column: Any) -> ColumnElement[int]:

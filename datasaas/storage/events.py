@@ -1,0 +1,103 @@
+"""Queries for tracker events: pageviews, and bulk writes of visitors and activity for demo data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from datasaas.storage.models import Pageview, Visitor, VisitorSlot
+from datasaas.storage.sql import insert_ignore, slot_of
+
+# Bounded statement sizes: SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535.
+_CHUNK = 500
+
+
+def _chunks(rows: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+async def insert_pageview(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    visitor_id: int,
+    session_id: str,
+    occurred_at: datetime,
+    url: str | None,
+    hostname: str | None,
+    pathname: str | None,
+    referrer: str | None,
+    title: str | None,
+) -> None:
+    """Insert one pageview."""
+    await session.execute(
+        insert(Pageview).values(
+            site_id=site_id,
+            visitor_id=visitor_id,
+            session_id=session_id,
+            occurred_at=occurred_at,
+            url=url,
+            hostname=hostname,
+            pathname=pathname,
+            referrer=referrer,
+            title=title,
+        )
+    )
+
+
+async def insert_visitors(
+    session: AsyncSession, *, site_id: str, rows: Sequence[dict[str, Any]]
+) -> dict[str, int]:
+    """Insert visitors with their first-touch columns already set; return ``uid -> key``.
+
+    Each row holds ``uid``, ``first_seen_at`` and any first-touch column of ``visitor``.
+    Visitors that already exist are left untouched (their first touch stays first).
+    """
+    keys: dict[str, int] = {}
+    for chunk in _chunks(rows):
+        await session.execute(
+            insert_ignore(session, Visitor, [{**row, "site_id": site_id} for row in chunk])
+        )
+        uids = [row["uid"] for row in chunk]
+        found = await session.execute(
+            select(col(Visitor.uid), col(Visitor.id)).where(
+                col(Visitor.site_id) == site_id, col(Visitor.uid).in_(uids)
+            )
+        )
+        keys.update({uid: int(key) for uid, key in found.all() if key is not None})
+    return keys
+
+
+async def existing_uids(session: AsyncSession, *, site_id: str, uids: Sequence[str]) -> int:
+    """Count how many of ``uids`` are already visitors of the site."""
+    total = 0
+    for chunk in _chunks(uids):
+        found = await session.scalar(
+            select(func.count(literal_column("*")))
+            .select_from(Visitor)
+            .where(col(Visitor.site_id) == site_id, col(Visitor.uid).in_(chunk))
+        )
+        total += int(found or 0)
+    return total
+
+
+async def insert_pageviews(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many pageviews (each row: the ``pageview`` columns) and mark their visitors active."""
+    for chunk in _chunks(rows):
+        await session.execute(insert(Pageview), list(chunk))
+    slots = {(row["site_id"], slot_of(row["occurred_at"]), row["visitor_id"]) for row in rows}
+    ordered = sorted(slots)
+    for slot_chunk in _chunks(ordered):
+        await session.execute(
+            insert_ignore(
+                session,
+                VisitorSlot,
+                [{"site_id": s, "slot": slot, "visitor_id": v} for s, slot, v in slot_chunk],
+            )
+        )
