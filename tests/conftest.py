@@ -27,6 +27,7 @@ from datasaas.app import create_app
 from datasaas.config import Settings
 from datasaas.storage.engine import Database
 from datasaas.storage.migrate import upgrade
+from datasaas.storage.models import metadata
 
 POSTGRES_URL = os.environ.get("DATASAAS_TEST_POSTGRES_URL", "")
 GEOIP_TEST_DB = Path(__file__).parent / "data" / "GeoLite2-City-Test.mmdb"
@@ -75,34 +76,44 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
-    """A migrated PostgreSQL template database, cloned for each test and dropped at the end."""
-    name = f"datasaas_tpl_{uuid.uuid4().hex[:10]}"
+def postgres_database() -> Iterator[str]:
+    """A migrated PostgreSQL database for this test session, dropped at the end."""
+    name = f"datasaas_test_{uuid.uuid4().hex[:12]}"
     asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
     try:
-        asyncio.run(_migrate(_sqlalchemy_url(POSTGRES_URL, name)))
-        # A template must have no open connections when it is cloned.
-        yield name
+        url = _sqlalchemy_url(POSTGRES_URL, name)
+        asyncio.run(_migrate(url))
+        yield url
     finally:
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+async def _truncate_all(url: str) -> None:
+    tables = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    connection = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        await connection.execute("SET lock_timeout = '10s'")
+        await connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    finally:
+        await connection.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a fresh, migrated database on each backend."""
+    """The URL of an empty, migrated database on each backend.
+
+    SQLite: a copy of a migrated template file. PostgreSQL: the session's database, emptied
+    with one TRUNCATE (far cheaper than creating a database per test).
+    """
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         path = tmp_path / "datasaas.db"
         shutil.copyfile(template, path)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    template_name: str = request.getfixturevalue("postgres_template")
-    name = f"datasaas_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
-    try:
-        yield _sqlalchemy_url(POSTGRES_URL, name)
-    finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    url: str = request.getfixturevalue("postgres_database")
+    asyncio.run(_truncate_all(url))
+    yield url
 
 
 @pytest.fixture

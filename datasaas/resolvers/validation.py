@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from datasaas.errors import InvalidInput
+from datasaas.timerange import MAX_INSTANT, MIN_INSTANT
 
 GOAL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_:-]{0,63}$")
 MAX_LIMIT = 1000
@@ -18,6 +19,8 @@ MAX_FUTURE = timedelta(minutes=5)
 METADATA_MAX_KEYS = 20
 METADATA_MAX_KEY = 64
 METADATA_MAX_VALUE = 255
+MAX_SAFE_INTEGER = 2**53
+OUT_OF_RANGE = "must lie between the years 2 and 9998 (UTC)"
 
 
 def normalize_goal_name(value: object, *, field: str = "name") -> str:
@@ -35,12 +38,25 @@ def normalize_goal_name(value: object, *, field: str = "name") -> str:
 
 
 def require_string(value: object, field: str, *, max_length: int, min_length: int = 1) -> str:
-    """Return ``value`` if it is a string of acceptable length."""
+    """Return ``value`` if it is a string of acceptable length without control characters."""
     if not isinstance(value, str):
         raise InvalidInput.for_field(field, "must be a string")
     if not min_length <= len(value) <= max_length:
         raise InvalidInput.for_field(field, f"must be {min_length}-{max_length} characters")
-    return value
+    return plain_text(value, field)
+
+
+def plain_text(text: str, field: str) -> str:
+    """Return ``text`` unless it holds control characters or invalid Unicode (lone surrogates).
+
+    Both backends must store exactly what they accept: PostgreSQL refuses NUL and unpaired
+    surrogates outright, so the rule is applied before either sees them.
+    """
+    if not text.isprintable():
+        raise InvalidInput.for_field(
+            field, "must not contain control characters or invalid Unicode"
+        )
+    return text
 
 
 def optional_string(value: object, field: str, *, max_length: int) -> str | None:
@@ -53,8 +69,8 @@ def optional_string(value: object, field: str, *, max_length: int) -> str | None
 def visitor_id(value: object, *, field: str = "visitor_id") -> str:
     """Return a visitor id: 1-128 printable characters."""
     text = require_string(value, field, max_length=128)
-    if not text.isprintable() or not text.strip():
-        raise InvalidInput.for_field(field, "must be printable characters")
+    if not text.strip():
+        raise InvalidInput.for_field(field, "must not be blank")
     return text
 
 
@@ -64,7 +80,11 @@ def http_url(value: object, *, field: str = "url") -> str | None:
     if url is None:
         return None
     parts = urlsplit(url)
-    if parts.scheme.lower() not in {"http", "https"} or not parts.netloc:
+    if (
+        parts.scheme.lower() not in {"http", "https"}
+        or not parts.netloc
+        or any(c.isspace() for c in url)
+    ):
         raise InvalidInput.for_field(field, "must be an absolute http(s) URL")
     return url
 
@@ -82,25 +102,32 @@ def metadata(value: object, *, field: str = "metadata") -> dict[str, Any] | None
         path = f"{field}.{key}"
         if not isinstance(key, str) or not 1 <= len(key) <= METADATA_MAX_KEY:
             raise InvalidInput.for_field(field, f"keys must be 1-{METADATA_MAX_KEY} characters")
+        plain_text(key, field)
         if item is None or isinstance(item, bool):
             clean[key] = item
         elif isinstance(item, str):
             if len(item) > METADATA_MAX_VALUE:
                 raise InvalidInput.for_field(path, f"at most {METADATA_MAX_VALUE} characters")
-            clean[key] = item
-        elif isinstance(item, int):
-            clean[key] = item
-        elif isinstance(item, Decimal | float):
-            if not math.isfinite(item):
-                raise InvalidInput.for_field(path, "must be a finite number")
-            clean[key] = (
-                int(item) if item == int(item) and isinstance(item, Decimal) else float(item)
-            )
+            clean[key] = plain_text(item, path)
+        elif isinstance(item, int | Decimal | float):
+            clean[key] = _json_number(item, path)
         else:
             raise InvalidInput.for_field(
                 path, "values must be strings, numbers, booleans or null (no nesting)"
             )
     return clean
+
+
+def _json_number(value: int | Decimal | float, field: str) -> int | float:
+    """A metadata number as stored: integers within ±2^53 stay exact, the rest are floats."""
+    exact = Decimal(value) if isinstance(value, int | Decimal) else None
+    integral = exact is not None and exact.is_finite() and exact == exact.to_integral_value()
+    if exact is not None and integral and abs(exact) <= MAX_SAFE_INTEGER:
+        return int(exact)
+    as_float = float(value)
+    if not math.isfinite(as_float):
+        raise InvalidInput.for_field(field, "number out of range")
+    return as_float
 
 
 def instant(value: object, *, field: str, now: datetime) -> datetime:
@@ -115,7 +142,12 @@ def instant(value: object, *, field: str, now: datetime) -> datetime:
         raise InvalidInput.for_field(field, f"'{value}' is not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput.for_field(field, OUT_OF_RANGE) from None
+    if not MIN_INSTANT <= parsed <= MAX_INSTANT:
+        raise InvalidInput.for_field(field, OUT_OF_RANGE)
     if parsed > now + MAX_FUTURE:
         raise InvalidInput.for_field(field, "must not be more than 5 minutes in the future")
     return parsed

@@ -24,7 +24,6 @@ from datasaas.rest_compat.body import read_json_object
 from datasaas.rest_compat.responses import DecimalJSONResponse
 from datasaas.storage import idempotency
 from datasaas.storage.engine import Database
-from datasaas.storage.models import IdempotencyRecord
 from datasaas.timerange import TimeRange
 
 router = APIRouter(prefix="/api/v1", responses=models.ERROR_RESPONSES)
@@ -114,7 +113,8 @@ async def list_goals(
 
 
 @router.get(
-    "/goals/{name}/completions",
+    # ``path`` so that an encoded slash still reaches the goal-name check (400, not 404).
+    "/goals/{name:path}/completions",
     response_model=models.CompletionsResponse,
     summary="Individual completions of a goal",
     tags=["goals"],
@@ -250,13 +250,16 @@ async def _idempotent(
     work: Callable[[Any], Awaitable[dict[str, Any]]],
 ) -> Response:
     """Run a write in one transaction, replaying or recording it under an Idempotency-Key."""
-    now = datetime.now(UTC)
     async with database.write() as session:
         if idempotency_key is not None:
             if not idempotency_key.strip():
                 raise InvalidInput.for_field("Idempotency-Key", "must not be empty")
-            stored = await idempotency.find(
-                session, api_key_id=principal.key_id, key=idempotency_key, now=now
+            stored = await idempotency.claim(
+                session,
+                api_key_id=principal.key_id,
+                key=idempotency_key,
+                request_hash=fingerprint,
+                now=datetime.now(UTC),
             )
             if stored is not None:
                 if stored.request_hash != fingerprint:
@@ -269,19 +272,15 @@ async def _idempotent(
                     media_type="application/json",
                     headers={"Idempotent-Replayed": "true"},
                 )
-        body = await work(session)
-        response = DecimalJSONResponse(body)
+        response = DecimalJSONResponse(await work(session))
         if idempotency_key is not None:
-            record = IdempotencyRecord(
+            await idempotency.complete(
+                session,
                 api_key_id=principal.key_id,
                 key=idempotency_key,
-                request_hash=fingerprint,
                 status_code=response.status_code,
                 response_body=bytes(response.body).decode(),
-                created_at=now,
             )
-            if not await idempotency.save(session, record):
-                raise Conflict("A request with this Idempotency-Key is already being processed.")
     return response
 
 

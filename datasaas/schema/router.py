@@ -1,12 +1,178 @@
-"""The ``/graphql`` router (GraphiQL in the browser)."""
+"""The ``/graphql`` router: GraphiQL in the browser, GraphQL over HTTP GET and POST.
+
+HTTP statuses (the contract fixes 401/403 for ``/graphql`` like REST; the rest is GraphQL over
+HTTP with ``application/json`` responses):
+
+- 401 (with ``WWW-Authenticate: Bearer``) when any error is ``UNAUTHENTICATED``; otherwise 403
+  when any error is ``FORBIDDEN``. The body is the normal GraphQL response either way.
+- 200 for every other executed request, errors included (``BAD_USER_INPUT``, parse and
+  validation failures, ``INTERNAL_SERVER_ERROR``): they are in ``errors`` with ``extensions.code``,
+  possibly beside partial ``data``.
+- 400 with Strawberry's plain-text reason when the HTTP request is not a GraphQL request at all:
+  unreadable JSON, no query, a batch of more than ``MAX_BATCH_OPERATIONS`` operations, a
+  mutation over GET; 413 for a body over ``MAX_BODY_BYTES``.
+- 429 comes from the rate-limit middleware before this router.
+
+JSON bodies are parsed with exact decimals (as the REST layer does), so a ``Decimal`` sent as a
+JSON number keeps its digits.
+
+Introspection and ``__typename`` need no key (the schema is public, see ``schema.graphql``), so
+GraphiQL can offer completion before a key is pasted; every data field needs one.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from functools import cached_property
+
+from cross_web import HTTPException, StarletteRequestAdapter
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
 
 from datasaas.config import Settings
+from datasaas.money import load_json_exact
+from datasaas.schema.build import build_schema
+from datasaas.schema.context import Context, get_context
+from datasaas.schema.extensions import MAX_BATCH_OPERATIONS, MAX_QUERY_LENGTH
+
+# A full batch of maximal documents, plus room for variables.
+MAX_BODY_BYTES = MAX_BATCH_OPERATIONS * MAX_QUERY_LENGTH + 64 * 1024
+
+DEMO_SITE_ID = "ds_demo"
+
+EXAMPLE_QUERY = f"""# DataSaaS GraphQL. Set your key under "Headers" below:
+#   {{"Authorization": "Bearer ds_live_..."}}
+# then run this query (Ctrl-Enter).
+
+query Overview {{
+  goals(siteId: "{DEMO_SITE_ID}", limit: 10) {{
+    name
+    uniqueVisitors
+    completionCount
+    conversionRate
+    completions(first: 3) {{
+      totalCount
+      edges {{ node {{ visitorId completedAt source country browser }} }}
+    }}
+  }}
+  revenue(siteId: "{DEMO_SITE_ID}") {{
+    totalRevenue
+    mrr
+    conversionRate
+    currency
+  }}
+  revenueTimeseries(siteId: "{DEMO_SITE_ID}", granularity: DAY) {{
+    period
+    newRevenue
+    refundRevenue
+  }}
+}}
+"""
+DEFAULT_HEADERS = '{"Authorization": "Bearer ds_live_..."}'
+
+_STATUS_BY_CODE = (("UNAUTHENTICATED", 401), ("FORBIDDEN", 403))
+
+
+def _error_codes(data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> set[str]:
+    responses = data if isinstance(data, list) else [data]
+    codes = set()
+    for response in responses:
+        for error in response.get("errors") or []:
+            extensions = error.get("extensions") if isinstance(error, dict) else None
+            if isinstance(extensions, dict):
+                codes.add(str(extensions.get("code")))
+    return codes
+
+
+class BoundedBody(StarletteRequestAdapter):
+    """Reads the request body, refusing (413) more than ``MAX_BODY_BYTES``, chunked or not."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request)
+        self._stream = request.stream
+
+    async def get_body(self) -> bytes:
+        """The whole body, or 413 as soon as it is known to be too large."""
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"The body is over the {MAX_BODY_BYTES} byte limit.")
+        body = bytearray()
+        async for chunk in self._stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise HTTPException(413, f"The body is over the {MAX_BODY_BYTES} byte limit.")
+        return bytes(body)
+
+
+class GatewayGraphQLRouter(GraphQLRouter[Context, None]):
+    """Strawberry's FastAPI router with our statuses, exact JSON numbers and GraphiQL defaults."""
+
+    request_adapter_class = BoundedBody
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Parse JSON with exact decimals; duplicate keys and NaN are refused."""
+        try:
+            return load_json_exact(data)
+        except ValueError as exc:
+            raise HTTPException(400, f"Unable to parse request body as JSON: {exc}") from None
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """Answer 401/403 for authentication/authorization errors, as REST does."""
+        response = super().create_response(response_data, sub_response)
+        codes = _error_codes(response_data)
+        for code, status in _STATUS_BY_CODE:
+            if code in codes:
+                response.status_code = status
+                if status == 401:
+                    response.headers["WWW-Authenticate"] = "Bearer"
+                break
+        return response
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        """GraphiQL, opened on an example query for the demo site and a header template."""
+        return HTMLResponse(self._ide_html)
+
+    @cached_property
+    def _ide_html(self) -> str:
+        html = self.graphql_ide_html
+        html = _replace_once(
+            html, "parameters.q || EXAMPLE_QUERY", "parameters.q || DATASAAS_QUERY"
+        )
+        html = _replace_once(
+            html,
+            "React.useState(parameters.headers)",
+            "React.useState(parameters.headers || DATASAAS_HEADERS)",
+        )
+        defaults = (
+            f"const DATASAAS_QUERY = {_js_string(EXAMPLE_QUERY)};\n"
+            f"      const DATASAAS_HEADERS = {_js_string(DEFAULT_HEADERS)};\n"
+            "      const EXAMPLE_QUERY"
+        )
+        return _replace_once(html, "const EXAMPLE_QUERY", defaults)
+
+
+def _replace_once(html: str, old: str, new: str) -> str:
+    if html.count(old) != 1:
+        raise RuntimeError(f"Strawberry's GraphiQL page changed: {old!r} not found once")
+    return html.replace(old, new)
+
+
+def _js_string(text: str) -> str:
+    return json.dumps(text).replace("</", "<\\/")
 
 
 def create_graphql_router(settings: Settings) -> APIRouter:
     """Return the router serving ``/graphql``."""
-    return APIRouter()
+    schema = build_schema(introspection=settings.graphql_introspection)
+    return GatewayGraphQLRouter(
+        schema,
+        context_getter=get_context,
+        graphql_ide="graphiql",
+        subscription_protocols=(),
+    )

@@ -1,7 +1,223 @@
-"""Tracker-side routes: ``POST /api/events`` and ``GET /js/script.js``."""
+"""Tracker-side routes: ``POST /api/events`` (public, CORS-open) and ``GET /js/script.js``.
+
+``POST /api/events`` answers, in this order: 429 when the client IP is past its budget of
+events per minute (one event is charged before the body is read, so that every answer carries
+the RateLimit headers, and the rest of a batch once it is parsed: a batch of N costs N, and
+refused or invalid requests count too); 415, 413 or 400 for a body that is not JSON, is over
+64 KiB or is malformed; 400 for invalid events; 404 for an unknown ``website_id``; 400 when an
+event's host is not the site's domain or a subdomain of it; then 202 with
+``{"received": N, "stored": M}``, where M counts the pageviews and goals written (0 for bots
+and for ``_heartbeat``/``_leave``/``_outbound``). Every answer, errors included, carries the
+CORS headers, so a page on any origin can post and read the outcome. CORS is handled here
+rather than by a global middleware because no other route is meant for browsers.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any, Final
 
-router = APIRouter()
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from datasaas.config import Settings
+from datasaas.errors import DomainError, RateLimited
+from datasaas.ratelimit import RateLimiter
+from datasaas.resolvers import events as event_resolvers
+from datasaas.rest_compat.errors import error_response
+from datasaas.rest_compat.models import ErrorEnvelope
+from datasaas.storage.engine import Database
+from datasaas.tracking.attribution import GeoResolver, client_ip, parse_user_agent
+from datasaas.tracking.ingest import MAX_BATCH, batch_cost, parse_events, read_body
+
+router = APIRouter(tags=["tracking"])
+
+EVENTS_PATH: Final = "/api/events"
+SCRIPT_PATH: Final = "/js/script.js"
+SCRIPT_MAX_AGE: Final = 86400  # a new tracker version reaches every browser within a day
+
+CORS_HEADERS: Final = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": (
+        "Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+    ),
+}
+_PREFLIGHT_HEADERS: Final = {
+    **CORS_HEADERS,
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+class EventPayload(BaseModel):
+    """One tracker event (documentation of the body; unknown fields are ignored)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    website_id: str = Field(description="The site id", examples=["ds_abc123"])
+    visitor_id: str = Field(description="Stable visitor id (the tracker keeps a UUID)")
+    session_id: str = Field(description="Session id (the tracker rotates it after 30 min idle)")
+    event_type: str = Field(
+        description="pageview, goal (stored); _heartbeat, _leave, _outbound (accepted only)"
+    )
+    url: str | None = Field(None, description="Absolute http(s) URL of the page")
+    hostname: str | None = Field(None, description="Page host; default: the host of url")
+    pathname: str | None = None
+    referrer: str | None = None
+    title: str | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    screen_width: int | None = None
+    language: str | None = None
+    goal_name: str | None = Field(None, description="Required for goal events")
+    metadata: dict[str, str | int | float | bool | None] | None = Field(
+        None, description="Goal metadata: flat object, at most 20 keys"
+    )
+
+
+class EventsAccepted(BaseModel):
+    """The answer to an accepted request."""
+
+    received: int = Field(description="Events in the request")
+    stored: int = Field(description="Pageviews and goals written (0 for bots)")
+
+
+_EVENT_SCHEMA = EventPayload.model_json_schema()
+_BODY_SCHEMA: Final = {
+    "oneOf": [
+        _EVENT_SCHEMA,
+        {"type": "array", "items": _EVENT_SCHEMA, "minItems": 1, "maxItems": MAX_BATCH},
+    ]
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorEnvelope, "description": description}
+
+
+@router.options(EVENTS_PATH, include_in_schema=False)
+async def events_preflight(request: Request) -> Response:
+    """Answer the CORS preflight of browsers posting JSON from any origin."""
+    headers = dict(_PREFLIGHT_HEADERS)
+    # Chrome's Private Network Access: a public page may post to a tracker on a private network.
+    if request.headers.get("access-control-request-private-network", "").lower() == "true":
+        headers["Access-Control-Allow-Private-Network"] = "true"
+    return Response(status_code=204, headers=headers)
+
+
+@router.post(
+    EVENTS_PATH,
+    status_code=202,
+    summary="Record tracker events (public, no API key)",
+    response_model=EventsAccepted,
+    responses={
+        400: _error("Invalid event, or a host that is not the site's domain"),
+        404: _error("Unknown website_id"),
+        413: _error("Body over 64 KiB"),
+        415: _error("Body is not JSON"),
+        429: _error("More than 100 events (by default) per minute from this client IP"),
+    },
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}
+    },
+)
+async def post_events(request: Request) -> Response:
+    """Accept one event or a JSON array of up to 100; pageviews and goals are stored.
+
+    Bots (by User-Agent) are answered 202 and nothing is stored. Unknown fields are ignored.
+    """
+    try:
+        return await _ingest(request)
+    except DomainError as exc:
+        return error_response(exc, headers=CORS_HEADERS)
+
+
+@dataclass(frozen=True, slots=True)
+class _Script:
+    body: bytes
+    etag: str
+
+
+@cache
+def _script() -> _Script:
+    body = resources.files("datasaas").joinpath("static", "script.js").read_bytes()
+    return _Script(body=body, etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+
+
+@router.head(SCRIPT_PATH, include_in_schema=False)
+@router.get(
+    SCRIPT_PATH,
+    summary="The tracker script",
+    response_class=Response,
+    responses={200: {"content": {"application/javascript": {}}}},
+)
+async def tracker_script(request: Request) -> Response:
+    """Serve the tracker: ``<script defer src=".../js/script.js" data-website-id="ds_...">``."""
+    script = _script()
+    headers = {
+        "Cache-Control": f"public, max-age={SCRIPT_MAX_AGE}",
+        "ETag": script.etag,
+        # Pages that isolate themselves (COEP) may still embed the script.
+        "Cross-Origin-Resource-Policy": "cross-origin",
+    }
+    if script.etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(script.body, media_type="application/javascript", headers=headers)
+
+
+def _client_address(request: Request, settings: Settings) -> str | None:
+    peer = request.client.host if request.client else None
+    return client_ip(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks)
+
+
+async def _spend(request: Request, ip: str | None, cost: int) -> None:
+    """Charge ``cost`` events to the client IP; RateLimited when over the per-minute budget."""
+    settings: Settings = request.app.state.settings
+    limiter: RateLimiter = request.app.state.rate_limiter
+    state = await limiter.hit(
+        "events", ip or "unknown", settings.events_rate_limit_per_minute, cost=cost
+    )
+    request.state.rate_limit = state  # the app's middleware stamps the RateLimit-* headers
+    if not state.allowed:
+        raise RateLimited(
+            max(state.reset_after, 1),
+            f"Rate limit of {state.limit} events per minute per client exceeded; retry later.",
+        )
+
+
+async def _ingest(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    database: Database = request.app.state.database
+    geo: GeoResolver = request.app.state.geo
+
+    ip = _client_address(request, settings)
+    # Charge one event before reading the body, so that every answer (413 and 415 included)
+    # counts and carries the RateLimit headers; the rest of a batch is charged once parsed.
+    await _spend(request, ip, 1)
+    body = await read_body(request)
+    if (extra := batch_cost(body) - 1) > 0:
+        await _spend(request, ip, extra)
+    events = parse_events(body)
+    async with database.read() as session:
+        sites = await event_resolvers.sites_for(session, events=events)
+    device = parse_user_agent(request.headers.get("user-agent"))
+    stored = 0
+    if not device.is_bot and any(event.counted for event in events):
+        country, city = geo.lookup(ip)
+        client = event_resolvers.ClientInfo(device=device, country=country, city=city)
+        async with database.write() as session:
+            stored = await event_resolvers.record_events(
+                session, sites=sites, events=events, client=client, at=datetime.now(UTC)
+            )
+    return JSONResponse(
+        EventsAccepted(received=len(events), stored=stored).model_dump(),
+        status_code=202,
+        headers=CORS_HEADERS,
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from datasaas.resolvers.sites import IssuedKey
@@ -58,6 +59,16 @@ async def key(database: Database) -> IssuedKey:
     """A Read & Write key of the test site."""
     await make_site(database, site_id=SITE)
     return await make_key(database, site_id=SITE)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Like the shared client, but an unhandled error comes back as the 500 a real client sees."""
+    transport = httpx.ASGITransport(
+        app=app, client=("127.0.0.1", 50000), raise_app_exceptions=False
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
 
 
 async def row_counts(database: Database) -> dict[str, int]:
@@ -159,7 +170,11 @@ COMMON_GET_CASES = [
     pytest.param(GetCase({"start": ""}, "start"), id="start-empty"),
     pytest.param(GetCase({"end": "garbage"}, "end"), id="end-garbage"),
     pytest.param(GetCase({"end": "2026-03-01T25:00:00Z"}, "end"), id="end-hour-25"),
+    pytest.param(GetCase({"start": "0001-01-01"}, "start"), id="start-year-1"),
+    pytest.param(GetCase({"end": "2026-03-01T12:00:00+24:00"}, "end"), id="end-offset-24h"),
     pytest.param(GetCase({"timezone": "Mars/Phobos"}, "timezone"), id="timezone-unknown"),
+    pytest.param(GetCase({"timezone": "../../etc/passwd"}, "timezone"), id="timezone-path"),
+    pytest.param(GetCase({"timezone": "+05:30"}, "timezone"), id="timezone-offset"),
     pytest.param(
         GetCase({"start": "2026-03-10", "end": "2026-03-01"}, "start"), id="start-after-end"
     ),
@@ -366,6 +381,15 @@ GOAL_CASES = [
         PostCase(lambda: goal_raw(completed_at=in_minutes(10)), "completed_at"),
         id="completed_at-10-minutes-ahead",
     ),
+    pytest.param(
+        PostCase(lambda: goal_raw(completed_at="0001-01-01T00:00:00+01:00"), "completed_at"),
+        id="completed_at-before-year-1-in-utc",
+    ),
+    pytest.param(PostCase(lambda: goal_raw(url="https://example.com/\u0000"), "url"), id="url-nul"),
+    pytest.param(
+        PostCase(lambda: goal_raw(url="https://example.com/\ud800"), "url"),
+        id="url-lone-surrogate",
+    ),
     pytest.param(PostCase(lambda: goal_raw(plan="pro"), "plan"), id="unknown-field"),
     pytest.param(PostCase(lambda: goal_raw(site_id=SITE), "site_id"), id="site_id-in-body"),
     pytest.param(PostCase(lambda: b'[{"name": "signup", "visitor_id": "v"}]', None), id="array"),
@@ -499,6 +523,37 @@ PAYMENT_CASES = [
         ),
         id="original_transaction_id-on-recurring",
     ),
+    pytest.param(
+        PostCase(lambda: payment_raw(paid_at="0001-01-01T00:00:00+01:00"), "paid_at"),
+        id="paid_at-before-year-1-in-utc",
+    ),
+    pytest.param(
+        PostCase(lambda: payment_raw(paid_at="9999-12-31T23:59:59-01:00"), "paid_at"),
+        id="paid_at-after-year-9999-in-utc",
+    ),
+    pytest.param(
+        PostCase(lambda: payment_raw(transaction_id="txn\u0000"), "transaction_id"),
+        id="transaction_id-nul",
+    ),
+    pytest.param(
+        PostCase(lambda: payment_raw(transaction_id="txn\ud800"), "transaction_id"),
+        id="transaction_id-lone-surrogate",
+    ),
+    pytest.param(
+        PostCase(lambda: payment_raw(product_name="Pro\u0000"), "product_name"),
+        id="product_name-nul",
+    ),
+    pytest.param(
+        PostCase(lambda: payment_raw(product_name="Pro\ud800"), "product_name"),
+        id="product_name-lone-surrogate",
+    ),
+    pytest.param(
+        PostCase(
+            lambda: payment_raw(payment_type="refund", original_transaction_id="txn\ud800"),
+            "original_transaction_id",
+        ),
+        id="original_transaction_id-lone-surrogate",
+    ),
     pytest.param(PostCase(lambda: payment_raw(coupon="X"), "coupon"), id="unknown-field"),
     pytest.param(PostCase(lambda: b"[]", None), id="array"),
     pytest.param(PostCase(lambda: b'{"amount": 1.00,}', None), id="invalid-json"),
@@ -532,7 +587,10 @@ async def test_valid_writes_are_counted(
     """Control: valid bodies do write rows, so "counts unchanged" below is a real check."""
     before = await row_counts(database)
     goal = await client.post(
-        GOALS, params={"site_id": SITE}, content=goal_raw(), headers=bearer(key)
+        GOALS,
+        params={"site_id": SITE},
+        content=goal_raw(),
+        headers={**bearer(key), "Content-Type": JSON},
     )
     assert goal.status_code == 200, goal.text
     payment = await client.post(

@@ -1,0 +1,190 @@
+"""Tracker events: checking them against their sites, and storing pageviews, goals and first touch.
+
+A visitor's first pageview sets their first-touch record (source, landing page, UTM fields,
+geo and device); later events never change it. A visitor first seen through a goal or a
+payment gets the record from their first pageview whenever it arrives.
+
+An event's host must be the site's domain or a subdomain of it. One exception: a site whose
+domain is reserved for examples and testing (``example.com``/``.net``/``.org`` and the
+``.test``, ``.example``, ``.invalid``, ``.localhost`` names of RFC 2606/6761, such as the demo
+site's ``demo.example.com``) also accepts pages on loopback hosts (``localhost``,
+``127.0.0.1``, ``[::1]``), so the tracker can be tried from a local page. Such a site can
+receive no real traffic, so nothing is lost by relaxing the check for it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from datasaas.errors import FieldError, InvalidInput, NotFound
+from datasaas.resolvers.goals import store_completion
+from datasaas.storage import events as event_store
+from datasaas.storage import sites as site_store
+from datasaas.storage import visitors as visitor_store
+from datasaas.storage.models import Site
+from datasaas.tracking.attribution import Device, host_matches, referrer_source
+from datasaas.tracking.ingest import TrackedEvent
+
+# Column sizes of the first-touch attributes on ``visitor``.
+_MAX_GEO: Final = 100
+_MAX_DEVICE_NAME: Final = 64
+_RESERVED_DOMAINS: Final = ("example.com", "example.net", "example.org")
+_RESERVED_TLDS: Final = frozenset({"test", "example", "invalid", "localhost"})
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """Who sent the events: device from the User-Agent, and geo of the client IP."""
+
+    device: Device
+    country: str | None = None
+    city: str | None = None
+
+
+async def sites_for(session: AsyncSession, *, events: Sequence[TrackedEvent]) -> dict[str, Site]:
+    """Return the sites the events name; NotFound for an unknown one, InvalidInput on host mismatch.
+
+    Field paths in the details follow ``parse_events``: ``[index].hostname`` for batches.
+    """
+    sites: dict[str, Site] = {}
+    for website_id in dict.fromkeys(event.website_id for event in events):
+        site = await site_store.get_site(session, website_id)
+        if site is None:
+            raise NotFound(f"Website '{website_id}' does not exist.")
+        sites[website_id] = site
+    mismatched = [
+        (index, event)
+        for index, event in enumerate(events)
+        if not host_allowed(event.hostname, sites[event.website_id].domain)
+    ]
+    if mismatched:
+        indexed = len(events) > 1
+        details = [
+            FieldError(
+                f"[{index}].hostname" if indexed else "hostname",
+                f"'{event.hostname}' is not {sites[event.website_id].domain} or a subdomain of it",
+            )
+            for index, event in mismatched
+        ]
+        raise InvalidInput(f"hostname: {details[0].message}.", details=details)
+    return sites
+
+
+def host_allowed(hostname: str, domain: str) -> bool:
+    """Whether a page on ``hostname`` may send events to a site on ``domain``."""
+    if host_matches(hostname, domain):
+        return True
+    return _is_reserved(domain) and _is_loopback(hostname)
+
+
+def _is_reserved(domain: str) -> bool:
+    name = domain.strip().lower().rstrip(".")
+    if any(name == d or name.endswith("." + d) for d in _RESERVED_DOMAINS):
+        return True
+    return name.rsplit(".", 1)[-1] in _RESERVED_TLDS
+
+
+def _is_loopback(hostname: str) -> bool:
+    host = hostname.strip().lower()
+    if host.startswith("["):  # "[::1]:8080"
+        host = host[1 : host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:  # "localhost:5173"
+        host = host.partition(":")[0]
+    host = host.rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def record_events(
+    session: AsyncSession,
+    *,
+    sites: dict[str, Site],
+    events: Sequence[TrackedEvent],
+    client: ClientInfo,
+    at: datetime,
+) -> int:
+    """Store the pageviews and goals among ``events`` (in order); return how many were stored."""
+    stored = 0
+    active: set[tuple[str, int]] = set()
+    for event in events:
+        if not event.counted:
+            continue
+        site = sites[event.website_id]
+        if event.event_type == "goal":
+            assert event.goal_name is not None
+            await store_completion(
+                session,
+                site_id=site.id,
+                name=event.goal_name,
+                uid=event.visitor_id,
+                url=event.url,
+                metadata=event.metadata,
+                at=at,
+            )
+        else:
+            visitor = await visitor_store.visitor_key(
+                session, site_id=site.id, uid=event.visitor_id, seen_at=at
+            )
+            await _first_touch(
+                session, site=site, visitor=visitor, event=event, client=client, at=at
+            )
+            await event_store.insert_pageview(
+                session,
+                site_id=site.id,
+                visitor_id=visitor,
+                session_id=event.session_id,
+                occurred_at=at,
+                url=event.url,
+                hostname=event.hostname,
+                pathname=event.pathname,
+                referrer=event.referrer,
+                title=event.title,
+            )
+            if (site.id, visitor) not in active:
+                active.add((site.id, visitor))
+                await visitor_store.mark_active(session, site_id=site.id, visitor_id=visitor, at=at)
+        stored += 1
+    return stored
+
+
+async def _first_touch(
+    session: AsyncSession,
+    *,
+    site: Site,
+    visitor: int,
+    event: TrackedEvent,
+    client: ClientInfo,
+    at: datetime,
+) -> None:
+    device = client.device
+    source = referrer_source(event.referrer, utm_source=event.utm_source, site_domain=site.domain)
+    await visitor_store.set_first_touch(
+        session,
+        visitor_id=visitor,
+        at=at,
+        landing_url=event.url,
+        referrer=event.referrer,
+        source=source,
+        utm_source=event.utm_source,
+        utm_medium=event.utm_medium,
+        utm_campaign=event.utm_campaign,
+        country=_clip(client.country, _MAX_GEO),
+        city=_clip(client.city, _MAX_GEO),
+        browser=_clip(device.browser, _MAX_DEVICE_NAME),
+        os=_clip(device.os, _MAX_DEVICE_NAME),
+        device_type=device.device_type,
+    )
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value else None

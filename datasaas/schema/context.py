@@ -1,0 +1,101 @@
+"""The per-request GraphQL context: database, lazily authenticated key, DataLoaders."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Annotated, NamedTuple
+
+from fastapi import Depends, Request
+from strawberry.dataloader import DataLoader
+from strawberry.fastapi import BaseContext
+
+from datasaas.deps import get_database, get_principal
+from datasaas.errors import DomainError, Unauthorized
+from datasaas.resolvers.goals import CompletionConnection, completion_connections
+from datasaas.resolvers.sites import Principal
+from datasaas.storage.engine import Database
+from datasaas.timerange import TimeRange
+
+EMPTY_CONNECTION = CompletionConnection(items=[], has_next_page=False, total_count=0)
+
+
+class CompletionsKey(NamedTuple):
+    """One ``Goal.completions`` page: which goal (None = never recorded), range and page."""
+
+    goal_id: int | None
+    rng: TimeRange
+    first: int
+    after: str | None
+
+
+class Context(BaseContext):
+    """What every resolver gets: the database, the caller's key and this request's loaders."""
+
+    def __init__(self, *, request: Request, database: Database) -> None:
+        super().__init__()
+        self.database = database
+        self._http_request = request
+        self._principal: Principal | None = None
+        self._auth_error: Unauthorized | None = None
+        self._auth_lock = asyncio.Lock()
+        self.completions_loader: DataLoader[CompletionsKey, CompletionConnection] = DataLoader(
+            load_fn=self._load_completions
+        )
+
+    async def principal(self) -> Principal:
+        """Authenticate the bearer key once per request (Unauthorized when it is not valid).
+
+        Lazy, so GraphiQL's page and refused documents cost no database work.
+        """
+        async with self._auth_lock:
+            if self._principal is None and self._auth_error is None:
+                try:
+                    self._principal = await get_principal(self._http_request, self.database)
+                except Unauthorized as exc:
+                    self._auth_error = exc
+            if self._auth_error is not None:
+                raise Unauthorized(self._auth_error.message)
+            assert self._principal is not None
+            return self._principal
+
+    async def authorize(self, site_id: str, *, write: bool = False) -> Principal:
+        """Require a valid key for ``site_id`` (and Read & Write scope for ``write``)."""
+        principal = await self.principal()
+        principal.require_site(site_id)
+        if write:
+            principal.require_write()
+        return principal
+
+    async def _load_completions(
+        self, keys: list[CompletionsKey]
+    ) -> Sequence[CompletionConnection | BaseException]:
+        # Keys sharing (range, first, after) are one batch: two statements for all their goals.
+        groups: defaultdict[tuple[TimeRange, int, str | None], list[CompletionsKey]] = defaultdict(
+            list
+        )
+        for key in keys:
+            groups[(key.rng, key.first, key.after)].append(key)
+        found: dict[CompletionsKey, CompletionConnection | BaseException] = {}
+        async with self.database.read() as session:
+            for (rng, first, after), members in groups.items():
+                goal_ids = [key.goal_id for key in members if key.goal_id is not None]
+                try:
+                    # Called even without goal ids, so `first` and `after` are checked alike.
+                    pages = await completion_connections(
+                        session, goal_ids=goal_ids, rng=rng, first=first, after=after
+                    )
+                except DomainError as exc:
+                    found.update(dict.fromkeys(members, exc))
+                    continue
+                for key in members:
+                    found[key] = EMPTY_CONNECTION if key.goal_id is None else pages[key.goal_id]
+        return [found[key] for key in keys]
+
+
+async def get_context(
+    request: Request, database: Annotated[Database, Depends(get_database)]
+) -> Context:
+    """FastAPI dependency building the GraphQL context; never fails (auth is checked per field)."""
+    return Context(request=request, database=database)

@@ -1,0 +1,125 @@
+"""Root mutation fields: the two REST writes, refused input reported as ``userErrors``.
+
+Each write runs in one transaction. ``InvalidInput`` and ``Conflict`` from the resolver are let
+out of the transaction (so it rolls back and nothing is stored) and only then turned into
+``userErrors``; every other error is a top-level GraphQL error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import strawberry
+
+from datasaas.errors import Conflict, InvalidInput
+from datasaas.resolvers import goals as goal_resolvers
+from datasaas.resolvers import payments as payment_resolvers
+from datasaas.resolvers.goals import GoalIn
+from datasaas.resolvers.payments import PaymentIn
+from datasaas.resolvers.sites import require_site
+from datasaas.schema.context import Context
+from datasaas.schema.errors import field_path
+from datasaas.schema.types import (
+    CreateGoalInput,
+    CreateGoalPayload,
+    CreatePaymentInput,
+    CreatePaymentPayload,
+    Payment,
+    UserError,
+    given,
+)
+
+# record_payment's Conflicts carry no field details; the common one is a transaction id replayed
+# with different fields, so conflicts are reported on that field.
+_PAYMENT_CONFLICT_FIELD = ("transactionId",)
+
+
+def user_errors(
+    exc: InvalidInput | Conflict, *, conflict_field: Sequence[str] | None = None
+) -> list[UserError]:
+    """Return the ``userErrors`` for a refused input; field paths start at ``input``.
+
+    An error without field details is about the input as a whole, except that a conflict is
+    put on ``conflict_field`` when one is given.
+    """
+    code = "CONFLICT" if isinstance(exc, Conflict) else "INVALID"
+    if not exc.details:
+        on_field = conflict_field if isinstance(exc, Conflict) else None
+        field = ["input", *on_field] if on_field else None
+        return [UserError(field=field, message=exc.message, code=code)]
+    errors = []
+    for detail in exc.details:
+        path = field_path(detail.field)
+        message = f"{'.'.join(path)}: {detail.message}"
+        errors.append(UserError(field=["input", *path], message=message, code=code))
+    return errors
+
+
+async def resolve_create_goal(
+    info: strawberry.Info[Context], site_id: str, input: CreateGoalInput
+) -> CreateGoalPayload:
+    """Store one completion, or report why the input was refused."""
+    await info.context.authorize(site_id, write=True)
+    goal = GoalIn(
+        name=input.name,
+        visitor_id=input.visitor_id,
+        url=given(input.url),
+        metadata=given(input.metadata),
+    )
+    try:
+        async with info.context.database.write() as session:
+            result = await goal_resolvers.record_goal(session, site_id=site_id, goal=goal)
+    except (InvalidInput, Conflict) as exc:
+        return CreateGoalPayload(created=False, goal_name=None, user_errors=user_errors(exc))
+    return CreateGoalPayload(created=result.created, goal_name=result.goal_name, user_errors=[])
+
+
+async def resolve_create_payment(
+    info: strawberry.Info[Context], site_id: str, input: CreatePaymentInput
+) -> CreatePaymentPayload:
+    """Store one payment, or report why the input was refused."""
+    await info.context.authorize(site_id, write=True)
+    payment = PaymentIn(
+        visitor_id=input.visitor_id,
+        amount=input.amount,
+        currency=input.currency,
+        transaction_id=input.transaction_id,
+        payment_type=input.payment_type,
+        product_name=given(input.product_name),
+        paid_at=given(input.paid_at),
+        original_transaction_id=given(input.original_transaction_id),
+    )
+    try:
+        async with info.context.database.write() as session:
+            site = await require_site(session, site_id)
+            result = await payment_resolvers.record_payment(session, site=site, payment=payment)
+    except (InvalidInput, Conflict) as exc:
+        return CreatePaymentPayload(
+            created=False,
+            transaction_id=None,
+            payment=None,
+            user_errors=user_errors(exc, conflict_field=_PAYMENT_CONFLICT_FIELD),
+        )
+    return CreatePaymentPayload(
+        created=result.created,
+        transaction_id=result.payment.transaction_id,
+        payment=Payment.from_result(result),
+        user_errors=[],
+    )
+
+
+@strawberry.type
+class Mutation:
+    """Writes; they need a Read & Write key of the site."""
+
+    create_goal: CreateGoalPayload = strawberry.mutation(
+        resolver=resolve_create_goal,
+        description="Record a server-side goal completion for a visitor.",
+    )
+    create_payment: CreatePaymentPayload = strawberry.mutation(
+        resolver=resolve_create_payment,
+        description=(
+            "Record a payment and attribute it to a visitor; an identical replay of a "
+            "transaction id returns `created: false` with the stored payment."
+        ),
+    )

@@ -1,0 +1,120 @@
+"""Root query fields: the REST reads, over the same resolvers, each checking key and site first."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import UNSET
+
+from datasaas.resolvers import goals as goal_resolvers
+from datasaas.resolvers import revenue as revenue_resolvers
+from datasaas.resolvers.goals import Period
+from datasaas.resolvers.sites import require_site
+from datasaas.schema.context import Context
+from datasaas.schema.types import Goal, RevenuePoint, RevenueSummary, given
+from datasaas.timerange import Granularity
+
+
+def _period(start: str | None, end: str | None, timezone: str | None) -> Period:
+    return Period(given(start), given(end), timezone)
+
+
+async def resolve_goals(
+    info: strawberry.Info[Context],
+    site_id: str,
+    start: str | None = UNSET,
+    end: str | None = UNSET,
+    timezone: str | None = "UTC",
+    limit: int | None = 100,
+    offset: int | None = 0,
+) -> list[Goal]:
+    """Goals with unique visitors, completions and conversion rate in the range."""
+    await info.context.authorize(site_id)
+    async with info.context.database.read() as session:
+        result = await goal_resolvers.list_goals(
+            session,
+            site_id=site_id,
+            period=_period(start, end, timezone),
+            limit=limit,
+            offset=offset,
+        )
+    return [Goal.from_row(row, result.range) for row in result.goals]
+
+
+async def resolve_goal(
+    info: strawberry.Info[Context],
+    site_id: str,
+    name: str,
+    start: str | None = UNSET,
+    end: str | None = UNSET,
+    timezone: str | None = "UTC",
+) -> Goal:
+    """One goal's statistics in the range."""
+    await info.context.authorize(site_id)
+    period = _period(start, end, timezone)
+    async with info.context.database.read() as session:
+        row = await goal_resolvers.get_goal(session, site_id=site_id, name=name, period=period)
+    # get_goal does not hand back its range; resolving the same arguments again gives it.
+    return Goal.from_row(row, period.resolve())
+
+
+async def resolve_revenue(
+    info: strawberry.Info[Context],
+    site_id: str,
+    start: str | None = UNSET,
+    end: str | None = UNSET,
+    timezone: str | None = "UTC",
+) -> RevenueSummary:
+    """The revenue summary, in the site's reporting currency."""
+    await info.context.authorize(site_id)
+    async with info.context.database.read() as session:
+        site = await require_site(session, site_id)
+        summary = await revenue_resolvers.revenue_summary(
+            session, site=site, period=_period(start, end, timezone)
+        )
+    return RevenueSummary.from_summary(summary)
+
+
+async def resolve_revenue_timeseries(
+    info: strawberry.Info[Context],
+    site_id: str,
+    start: str | None = UNSET,
+    end: str | None = UNSET,
+    timezone: str | None = "UTC",
+    granularity: Granularity | None = Granularity.DAY,
+) -> list[RevenuePoint]:
+    """The revenue series, every bucket of the range present."""
+    await info.context.authorize(site_id)
+    async with info.context.database.read() as session:
+        site = await require_site(session, site_id)
+        series = await revenue_resolvers.revenue_timeseries(
+            session,
+            site=site,
+            period=_period(start, end, timezone),
+            granularity=granularity,
+        )
+    return [
+        RevenuePoint(
+            period=point.period, new_revenue=point.new_revenue, refund_revenue=point.refund_revenue
+        )
+        for point in series.points
+    ]
+
+
+@strawberry.type
+class Query:
+    """Reads. ``start``/``end``/``timezone`` work as in REST (CONTRACT §5)."""
+
+    goals: list[Goal] = strawberry.field(
+        resolver=resolve_goals, description="Every goal the site has recorded, busiest first."
+    )
+    goal: Goal = strawberry.field(
+        resolver=resolve_goal, description="One goal by name; a name never recorded gives zeros."
+    )
+    revenue: RevenueSummary = strawberry.field(
+        resolver=resolve_revenue,
+        description="Net revenue, MRR at the range end and revenue conversion.",
+    )
+    revenue_timeseries: list[RevenuePoint] = strawberry.field(
+        resolver=resolve_revenue_timeseries,
+        description="New revenue and refunds per local-time bucket, zero-filled.",
+    )
