@@ -79,7 +79,10 @@ def http_url(value: object, *, field: str = "url") -> str | None:
     url = optional_string(value, field, max_length=2048)
     if url is None:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise InvalidInput.for_field(field, "is not a valid URL") from None
     if (
         parts.scheme.lower() not in {"http", "https"}
         or not parts.netloc

@@ -20,22 +20,28 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-async def read_json_object(request: Request, *, allowed: Iterable[str]) -> dict[str, Any]:
-    """Return the body as a JSON object with exact decimals; 415/413/400 on bad bodies."""
+async def read_json(request: Request, *, what: str = "the body") -> Any:
+    """Return the parsed JSON body with exact decimals; 415, 413 or 400 on a bad body."""
     if not _is_json(request.headers.get("content-type", "")):
-        raise UnsupportedMediaType("Send the body as JSON with 'Content-Type: application/json'.")
+        raise UnsupportedMediaType(f"Send {what} as JSON with 'Content-Type: application/json'.")
+    too_large = PayloadTooLarge(f"The body is over the {MAX_BODY_BYTES // 1024} KiB limit.")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The body is over the {MAX_BODY_BYTES // 1024} KiB limit.")
+        raise too_large
     raw = bytearray()
     async for chunk in request.stream():
         raw.extend(chunk)
         if len(raw) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"The body is over the {MAX_BODY_BYTES // 1024} KiB limit.")
+            raise too_large
     try:
-        body = load_json_exact(bytes(raw))
+        return load_json_exact(bytes(raw))
     except ValueError as exc:
         raise InvalidInput(f"The body is not valid JSON: {exc}") from None
+
+
+async def read_json_object(request: Request, *, allowed: Iterable[str]) -> dict[str, Any]:
+    """Return the body as a JSON object with exact decimals, refusing unknown fields."""
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise InvalidInput("The body must be a JSON object.")
     allowed_set = set(allowed)

@@ -26,9 +26,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Request
 
-from datasaas.errors import FieldError, InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from datasaas.money import load_json_exact
+from datasaas.errors import FieldError, InvalidInput
 from datasaas.resolvers import validation
+from datasaas.rest_compat.body import MAX_BODY_BYTES, read_json
 
 __all__ = [
     "COUNTED_TYPES",
@@ -41,7 +41,6 @@ __all__ = [
     "read_body",
 ]
 
-MAX_BODY_BYTES: Final = 64 * 1024
 MAX_BATCH: Final = 100
 EVENT_TYPES: Final = ("pageview", "goal", "_heartbeat", "_leave", "_outbound")
 COUNTED_TYPES: Final = frozenset({"pageview", "goal"})
@@ -82,30 +81,9 @@ class TrackedEvent:
         return self.event_type in COUNTED_TYPES
 
 
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
 async def read_body(request: Request) -> Any:
     """Return the parsed JSON body (exact decimals); 415, 413 or 400 on a bad body."""
-    if not _is_json(request.headers.get("content-type", "")):
-        raise UnsupportedMediaType("Send events as JSON with 'Content-Type: application/json'.")
-    too_large = PayloadTooLarge(f"The body is over the {MAX_BODY_BYTES // 1024} KiB limit.")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw.extend(chunk)
-        if len(raw) > MAX_BODY_BYTES:
-            raise too_large
-    try:
-        return load_json_exact(bytes(raw))
-    except ValueError as exc:
-        raise InvalidInput(f"The body is not valid JSON: {exc}") from None
+    return await read_json(request, what="events")
 
 
 def batch_cost(body: object) -> int:
@@ -238,7 +216,10 @@ def _text(value: object, field: str, max_length: int, *, truncate: bool = True) 
         raise InvalidInput.for_field(field, "must be a string")
     if len(value) > max_length and not truncate:
         raise InvalidInput.for_field(field, f"must be at most {max_length} characters")
-    return value[:max_length] or None
+    # Free text from browsers: drop control characters and unpaired surrogates (PostgreSQL
+    # refuses them) rather than losing the pageview.
+    printable = value if value.isprintable() else "".join(c for c in value if c.isprintable())
+    return printable[:max_length] or None
 
 
 def _url(value: object) -> str | None:
