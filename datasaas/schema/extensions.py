@@ -44,8 +44,9 @@ MAX_DEPTH = 10
 MAX_INTROSPECTION_DEPTH = 15
 MAX_ALIASES = 15
 MAX_BATCH_OPERATIONS = 10
-PARSER_CACHE_SIZE = 256
-VALIDATION_CACHE_SIZE = 256
+# Documents of at most MAX_TOKENS tokens: the caches hold some tens of MB at worst.
+PARSER_CACHE_SIZE = 128
+VALIDATION_CACHE_SIZE = 128
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,10 +144,11 @@ class GatewayGraphQLRouter(GraphQLRouter[Context, None]):
         html = _replace_once(
             html, "parameters.q || EXAMPLE_QUERY", "parameters.q || DATASAAS_QUERY"
         )
+        # Only the initial headers: a key the user saved in the editor is kept across visits.
         html = _replace_once(
             html,
-            "React.useState(parameters.headers)",
-            "React.useState(parameters.headers || DATASAAS_HEADERS)",
+            "isHeadersEditorEnabled: true,",
+            "isHeadersEditorEnabled: true,\n          defaultHeaders: DATASAAS_HEADERS,",
         )
         defaults = (
             f"const DATASAAS_QUERY = {_js_string(EXAMPLE_QUERY)};\n"
