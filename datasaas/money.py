@@ -45,6 +45,7 @@ __all__ = [
     "MAX_AMOUNT",
     "FxConversion",
     "convert",
+    "decimal_from_text",
     "format_major",
     "load_json_exact",
     "minor_units",
@@ -129,15 +130,24 @@ def _as_decimal(value: object, field: str) -> Decimal:
     if isinstance(value, float):
         # Binary floats cannot hold most decimal amounts; JSON must be parsed with Decimal.
         raise InvalidInput.for_field(field, "must be an exact decimal number, not a float")
-    if isinstance(value, str):
-        text = value.strip()
-        if _AMOUNT_RE.fullmatch(text):
-            try:
-                return Decimal(text)
-            except InvalidOperation:  # exponent beyond Decimal's limits
-                pass
+    parsed = decimal_from_text(value) if isinstance(value, str) else None
+    if parsed is None:
         raise InvalidInput.for_field(field, "must be a decimal number")
-    raise InvalidInput.for_field(field, "must be a decimal number")
+    return parsed
+
+
+def decimal_from_text(text: str) -> Decimal | None:
+    """Return the exact Decimal a plain decimal string spells ("99.00", "1e2"), else None.
+
+    No NaN, no infinity, no "1_000", no bare "1." or ".5": the spellings JSON numbers have.
+    """
+    text = text.strip()
+    if not _AMOUNT_RE.fullmatch(text):
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent beyond Decimal's limits
+        return None
 
 
 def to_major(minor: int, currency: str) -> Decimal:

@@ -141,17 +141,19 @@ async def list_goals(
     return GoalList(range=rng, visitors=visitors, goals=[_row(s, visitors) for s in stats])
 
 
-async def get_goal(session: AsyncSession, *, site_id: str, name: object, period: Period) -> GoalRow:
-    """One goal's statistics; a name never recorded gives zeros."""
+async def get_goal(
+    session: AsyncSession, *, site_id: str, name: object, period: Period
+) -> tuple[TimeRange, GoalRow]:
+    """The resolved range and one goal's statistics in it; a name never recorded gives zeros."""
     goal_name = validation.normalize_goal_name(name)
     rng = period.resolve()
     stats = await goal_store.goal_stats(
         session, site_id=site_id, start=rng.start, end=rng.end, limit=1, offset=0, name=goal_name
     )
     if not stats:
-        return GoalRow(None, goal_name, 0, 0, 0.0)
+        return rng, GoalRow(None, goal_name, 0, 0, 0.0)
     visitors = await activity.count_visitors(session, site_id=site_id, start=rng.start, end=rng.end)
-    return _row(stats[0], visitors)
+    return rng, _row(stats[0], visitors)
 
 
 async def list_completions(

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from datasaas.errors import Conflict, InvalidInput
+from datasaas.errors import Conflict, FieldError, InvalidInput
 from datasaas.money import convert, normalize_currency, parse_amount
 from datasaas.resolvers import validation
 from datasaas.storage import payments as payment_store
@@ -119,7 +119,8 @@ async def _replay(session: AsyncSession, existing: Payment, clean: _Clean) -> Pa
     visitor = await visitor_store.get_visitor_by_key(session, existing.visitor_id)
     if not _same(existing, visitor, clean):
         raise Conflict(
-            f"Transaction '{clean.transaction_id}' was already recorded with different fields."
+            f"Transaction '{clean.transaction_id}' was already recorded with different fields.",
+            details=[FieldError("transaction_id", "already recorded with different fields")],
         )
     return PaymentResult(created=False, payment=existing, visitor_uid=visitor)
 
@@ -141,10 +142,11 @@ async def _check_refund(session: AsyncSession, site: Site, clean: _Clean) -> Non
         session, site_id=site.id, transaction_id=original.transaction_id
     )
     if refunded + clean.amount_minor > original.amount_minor:
-        raise Conflict(
-            f"Refunds would exceed the original payment '{original.transaction_id}' "
-            f"({refunded} of {original.amount_minor} minor units already refunded)."
+        detail = (
+            f"refunds would exceed the original payment '{original.transaction_id}' "
+            f"({refunded} of {original.amount_minor} minor units already refunded)"
         )
+        raise Conflict(f"Refund refused: {detail}.", details=[FieldError("amount", detail)])
 
 
 async def record_payment(

@@ -52,6 +52,12 @@ class Principal:
         if self.scope is not Scope.READ_WRITE:
             raise Forbidden(WRITE_REQUIRED)
 
+    def authorize(self, site_id: str, *, write: bool = False) -> None:
+        """Raise Forbidden unless this key may read (or, with ``write``, write) ``site_id``."""
+        self.require_site(site_id)
+        if write:
+            self.require_write()
+
 
 @dataclass(frozen=True, slots=True)
 class IssuedKey:

@@ -34,8 +34,13 @@ Start = Annotated[
 ]
 End = Annotated[str | None, Query(description="YYYY-MM-DD or ISO 8601 datetime. Default: now")]
 Timezone = Annotated[str | None, Query(description="IANA timezone. Default: UTC")]
-Limit = Annotated[int, Query(ge=1, le=1000, description="Results limit, 1-1000")]
-Offset = Annotated[int, Query(ge=0, description="Results to skip")]
+# Bounds are checked by the resolvers, so REST and GraphQL refuse them with the same message;
+# the schema still documents them.
+Limit = Annotated[
+    int,
+    Query(description="Results limit, 1-1000", json_schema_extra={"minimum": 1, "maximum": 1000}),
+]
+Offset = Annotated[int, Query(description="Results to skip", json_schema_extra={"minimum": 0})]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -59,12 +64,6 @@ def _utc(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _authorize(principal: Principal, site_id: str, *, write: bool = False) -> None:
-    principal.require_site(site_id)
-    if write:
-        principal.require_write()
-
-
 @router.get(
     "/goals",
     response_model=models.GoalsResponse,
@@ -82,7 +81,7 @@ async def list_goals(
     offset: Offset = 0,
 ) -> Response:
     """Every goal of the site with unique visitors, completions and conversion rate in range."""
-    _authorize(principal, site_id)
+    principal.authorize(site_id)
     async with database.read() as session:
         result = await goal_resolvers.list_goals(
             session,
@@ -131,7 +130,7 @@ async def list_completions(
     offset: Offset = 0,
 ) -> Response:
     """Completions newest first, with the visitor's first-touch source, geo and device."""
-    _authorize(principal, site_id)
+    principal.authorize(site_id)
     async with database.read() as session:
         page = await goal_resolvers.list_completions(
             session,
@@ -181,7 +180,7 @@ async def revenue(
     timezone: Timezone = None,
 ) -> Response:
     """Net revenue, MRR at the range end and revenue conversion rate, in major units."""
-    _authorize(principal, site_id)
+    principal.authorize(site_id)
     async with database.read() as session:
         site = await require_site(session, site_id)
         summary = await revenue_resolvers.revenue_summary(
@@ -217,7 +216,7 @@ async def revenue_timeseries(
     ] = None,
 ) -> Response:
     """New revenue and refunds per local-time bucket, zero-filled."""
-    _authorize(principal, site_id)
+    principal.authorize(site_id)
     async with database.read() as session:
         site = await require_site(session, site_id)
         series = await revenue_resolvers.revenue_timeseries(
@@ -323,7 +322,7 @@ async def create_goal(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Record a goal completion for a visitor (requires a Read & Write key)."""
-    _authorize(principal, site_id, write=True)
+    principal.authorize(site_id, write=True)
     body = await read_json_object(request, allowed=_GOAL_FIELDS)
     goal = GoalIn(**{field: body.get(field) for field in _GOAL_FIELDS})
 
@@ -362,7 +361,7 @@ async def create_payment(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Record a payment (requires a Read & Write key); replays of a transaction are no-ops."""
-    _authorize(principal, site_id, write=True)
+    principal.authorize(site_id, write=True)
     body = await read_json_object(request, allowed=_PAYMENT_FIELDS)
     payment = PaymentIn(**{field: body.get(field) for field in _PAYMENT_FIELDS})
 

@@ -63,9 +63,7 @@ class Context(BaseContext):
     async def authorize(self, site_id: str, *, write: bool = False) -> Principal:
         """Require a valid key for ``site_id`` (and Read & Write scope for ``write``)."""
         principal = await self.principal()
-        principal.require_site(site_id)
-        if write:
-            principal.require_write()
+        principal.authorize(site_id, write=write)
         return principal
 
     async def _load_completions(

@@ -7,8 +7,6 @@ out of the transaction (so it rolls back and nothing is stored) and only then tu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import strawberry
 
 from datasaas.errors import Conflict, InvalidInput
@@ -29,28 +27,22 @@ from datasaas.schema.types import (
     given,
 )
 
-# record_payment's Conflicts carry no field details; the common one is a transaction id replayed
-# with different fields, so conflicts are reported on that field.
-_PAYMENT_CONFLICT_FIELD = ("transactionId",)
 
-
-def user_errors(
-    exc: InvalidInput | Conflict, *, conflict_field: Sequence[str] | None = None
-) -> list[UserError]:
+def user_errors(exc: InvalidInput | Conflict) -> list[UserError]:
     """Return the ``userErrors`` for a refused input; field paths start at ``input``.
 
-    An error without field details is about the input as a whole, except that a conflict is
-    put on ``conflict_field`` when one is given.
+    An error without field details is about the input as a whole.
     """
     code = "CONFLICT" if isinstance(exc, Conflict) else "INVALID"
     if not exc.details:
-        on_field = conflict_field if isinstance(exc, Conflict) else None
-        field = ["input", *on_field] if on_field else None
-        return [UserError(field=field, message=exc.message, code=code)]
+        return [UserError(field=None, message=exc.message, code=code)]
     errors = []
     for detail in exc.details:
         path = field_path(detail.field)
-        message = f"{'.'.join(path)}: {detail.message}"
+        # A conflict's own message names what it conflicts with; keep it.
+        message = (
+            exc.message if isinstance(exc, Conflict) else f"{'.'.join(path)}: {detail.message}"
+        )
         errors.append(UserError(field=["input", *path], message=message, code=code))
     return errors
 
@@ -98,7 +90,7 @@ async def resolve_create_payment(
             created=False,
             transaction_id=None,
             payment=None,
-            user_errors=user_errors(exc, conflict_field=_PAYMENT_CONFLICT_FIELD),
+            user_errors=user_errors(exc),
         )
     return CreatePaymentPayload(
         created=result.created,

@@ -52,10 +52,8 @@ async def resolve_goal(
     await info.context.authorize(site_id)
     period = _period(start, end, timezone)
     async with info.context.database.read() as session:
-        row = await goal_resolvers.get_goal(session, site_id=site_id, name=name, period=period)
-    # get_goal does not hand back its range, so the arguments are resolved again (an `end` left
-    # out is "now" once more, a moment later).
-    return Goal.from_row(row, period.resolve())
+        rng, row = await goal_resolvers.get_goal(session, site_id=site_id, name=name, period=period)
+    return Goal.from_row(row, rng)
 
 
 async def resolve_revenue(

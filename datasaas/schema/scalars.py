@@ -14,9 +14,8 @@
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import strawberry
@@ -35,10 +34,9 @@ from graphql import (
 from strawberry.scalars import JSON
 from strawberry.types.scalar import ScalarDefinition
 
-__all__ = ["JSON", "SCALAR_MAP", "parse_decimal", "parse_json_literal", "serialize_datetime"]
+from datasaas.money import decimal_from_text
 
-# The spellings money.parse_amount accepts in REST bodies: no NaN, no "1_000", no bare "1." or ".5".
-_DECIMAL_RE = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+__all__ = ["JSON", "SCALAR_MAP", "parse_decimal", "parse_json_literal", "serialize_datetime"]
 
 
 def serialize_decimal(value: object) -> str:
@@ -62,11 +60,9 @@ def parse_decimal(value: object) -> Decimal:
         if not math.isfinite(value):
             raise ValueError("Decimal must be a finite number")
         return Decimal(repr(value))
-    if isinstance(value, str) and _DECIMAL_RE.fullmatch(value.strip()):
-        try:
-            return Decimal(value.strip())
-        except InvalidOperation:  # an exponent beyond Decimal's range
-            pass
+    parsed = decimal_from_text(value) if isinstance(value, str) else None
+    if parsed is not None:
+        return parsed
     raise ValueError(f"Decimal cannot represent {value!r}: expected a decimal number")
 
 
