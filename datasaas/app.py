@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -73,6 +74,18 @@ async def _rate_limit(
     return response
 
 
+def _tune_garbage_collector() -> None:
+    """Keep full collections off the read path.
+
+    A read turns tens of thousands of rows into objects; with CPython's default thresholds that
+    triggers full collections of the whole heap (60-130 ms measured at 1M visitors). Freezing
+    the start-up heap and collecting the young generation less often removes those pauses.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; used by uvicorn (``factory=True``) and by the tests."""
     settings = settings or get_settings()
@@ -82,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(settings.database_url)
         app.state.database = database
         app.state.geo = GeoResolver(settings.geoip_db)
+        _tune_garbage_collector()
         try:
             yield
         finally:

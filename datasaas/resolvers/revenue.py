@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import bisect
+from calendar import monthrange
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from dateutil.relativedelta import relativedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.money import to_major
@@ -53,22 +53,28 @@ class RevenueSeries:
     points: list[RevenuePoint]
 
 
+def add_one_month(at: datetime) -> datetime:
+    """The same instant one calendar month later, clamped to the month's end (Jan 31 → Feb 28)."""
+    year, month = (at.year + 1, 1) if at.month == 12 else (at.year, at.month + 1)
+    return at.replace(year=year, month=month, day=min(at.day, monthrange(year, month)[1]))
+
+
 def covers(paid_at: datetime, at: datetime) -> bool:
     """Whether a recurring payment's month, ``[paid_at, paid_at + 1 calendar month)``, holds ``at``.
 
-    The month is added on the UTC calendar (Jan 31 + 1 month = Feb 28/29), so MRR at an instant
-    does not depend on the time zone a report is viewed in.
+    The month is added on the UTC calendar, so MRR at an instant does not depend on the time
+    zone a report is viewed in.
     """
     paid_utc = paid_at.astimezone(UTC)
-    return paid_utc <= at < paid_utc + relativedelta(months=1)
+    return paid_utc <= at < add_one_month(paid_utc)
 
 
 async def mrr_minor(session: AsyncSession, *, site_id: str, at: datetime) -> int:
     """Monthly recurring revenue at an instant, net of refunds naming the covering payments."""
-    candidates = await payment_store.subscriptions_near(session, site_id=site_id, at=at)
-    return sum(
+    surely, band = await payment_store.recurring_covering(session, site_id=site_id, at=at)
+    return surely + sum(
         max(0, s.reporting_amount_minor - s.refunded_reporting_minor)
-        for s in candidates
+        for s in band
         if covers(s.paid_at, at)
     )
 

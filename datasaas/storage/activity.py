@@ -1,15 +1,16 @@
 """Who was active when: exact distinct-visitor sets over any time range, fast.
 
-A range is split into whole finished UTC days and raw windows (its ragged start, its end, and the
-last hour-plus that may still be receiving events). Whole days come from ``day_bitmap``: roaring
-bitmaps of visitor keys per (site, day, goal), built from the raw tables on first read and rebuilt
-when a backdated write has bumped ``day_version``. Raw windows come from ``visitor_slot`` (whole
-15-minute slots) and the event tables (the part of a slot a range cuts). Every count is exact.
+A range is split into whole finished UTC days, then whole finished UTC hours, then raw windows
+(the sub-hour ragged edges and the last hour or two, which may still receive events). Days and
+hours come from ``activity_bitmap``: roaring bitmaps of visitor keys per (site, period, goal),
+built from the raw tables on first read and rebuilt when a backdated write has bumped the
+``day_version`` of their UTC day. Raw windows come from ``visitor_slot`` (whole 15-minute slots)
+and the event tables (the part of a slot a range cuts). Every count is exact.
 
 Why the rebuild is safe without locks: a reader reads the day versions *before* the raw rows it
 builds from, so any write committed after that read has bumped the version and the stored bitmap
-is stale-marked from birth. Writes to the current UTC day never bump; days are only cached once
-they ended more than ``CACHE_GRACE`` ago, longer than any write transaction lives.
+is stale-marked from birth. Writes to the current UTC hour never bump; periods are only cached
+once they ended more than ``CACHE_GRACE`` ago, longer than any write transaction lives.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlmodel import col
 
 from datasaas.storage.models import (
     SLOT_SECONDS,
-    DayBitmap,
+    ActivityBitmap,
     DayVersion,
     GoalCompletion,
     Pageview,
@@ -39,8 +40,8 @@ from datasaas.storage.sql import dialect_insert, epoch_seconds
 
 logger = logging.getLogger("datasaas")
 
-DAY_SECONDS = 86_400
-SLOTS_PER_DAY = DAY_SECONDS // SLOT_SECONDS
+HOUR = 3_600
+DAY = 86_400
 ANY_ACTIVITY = 0
 CACHE_GRACE = timedelta(hours=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -48,6 +49,8 @@ _US = timedelta(microseconds=1)
 _BUMPED = "datasaas_bumped_days"
 
 Window = tuple[datetime, datetime]
+Cached = dict[tuple[int, int], tuple[BitMap, int]]
+"""(period, goal_id) -> (visitor bitmap, completions)"""
 
 
 @dataclass(slots=True)
@@ -63,35 +66,60 @@ class GoalActivity:
         self.completions[goal_id] = self.completions.get(goal_id, 0) + completions
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A range split into cacheable periods of each span and raw half-open windows."""
+
+    periods: dict[int, list[int]]
+    raw: list[Window]
+
+
+def _seconds(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(seconds=1)
+
+
+def _at(seconds: int) -> datetime:
+    return _EPOCH + timedelta(seconds=seconds)
+
+
 def day_of(at: datetime) -> int:
     """The UTC day number (days since 1970-01-01) of an instant."""
     return (at - _EPOCH) // timedelta(days=1)
 
 
-def _day_start(day: int) -> datetime:
-    return _EPOCH + timedelta(days=day)
-
-
-def split_range(start: datetime, end: datetime, now: datetime) -> tuple[list[int], list[Window]]:
-    """Split [start, end] into cacheable whole UTC days and half-open raw windows."""
-    end_exclusive = end + _US
-    first = -(-(start - _EPOCH) // timedelta(days=1))
-    stop = min(day_of(end_exclusive), day_of(now - CACHE_GRACE))
+def _whole(window: Window, span: int, limit: int) -> tuple[list[int], list[Window]]:
+    """Whole periods of ``span`` seconds inside a window that ended by ``limit``; the rest."""
+    start, end = window
+    first = -(-(start - _EPOCH) // timedelta(seconds=span))
+    stop = min(_seconds(end) // span, limit // span)
     if stop <= first:
-        return [], [(start, end_exclusive)]
-    windows: list[Window] = []
-    if start < _day_start(first):
-        windows.append((start, _day_start(first)))
-    if _day_start(stop) < end_exclusive:
-        windows.append((_day_start(stop), end_exclusive))
-    return list(range(first, stop)), windows
+        return [], [window]
+    rest: list[Window] = []
+    if start < _at(first * span):
+        rest.append((start, _at(first * span)))
+    if _at(stop * span) < end:
+        rest.append((_at(stop * span), end))
+    return list(range(first, stop)), rest
+
+
+def plan_range(start: datetime, end: datetime, now: datetime) -> Plan:
+    """Split [start, end] into finished whole days, then finished whole hours, then raw windows."""
+    limit = _seconds(now - CACHE_GRACE)
+    days, rest = _whole((start, end + _US), DAY, limit)
+    hours: list[int] = []
+    raw: list[Window] = []
+    for window in rest:
+        window_hours, window_rest = _whole(window, HOUR, limit)
+        hours.extend(window_hours)
+        raw.extend(window_rest)
+    return Plan(periods={DAY: days, HOUR: sorted(hours)}, raw=raw)
 
 
 async def touch_day(session: AsyncSession, *, site_id: str, at: datetime) -> None:
-    """Mark the cached bitmaps of ``at``'s UTC day stale when that day is already over."""
-    day = day_of(at)
-    if day >= day_of(datetime.now(UTC)):
+    """Mark the cached bitmaps of ``at``'s UTC day stale when ``at``'s hour is already over."""
+    if _seconds(at) // HOUR >= _seconds(datetime.now(UTC)) // HOUR:
         return
+    day = day_of(at)
     bumped: set[tuple[str, int]] = session.info.setdefault(_BUMPED, set())
     if (site_id, day) in bumped:
         return
@@ -177,129 +205,145 @@ async def _raw_goals(
     return activity
 
 
-# -- cached days -------------------------------------------------------------------------------
+# -- cached periods ----------------------------------------------------------------------------
 
 
-def _runs(days: Sequence[int]) -> list[tuple[int, int]]:
-    """Contiguous runs of sorted day numbers as [first, stop)."""
+def _runs(periods: Sequence[int]) -> list[tuple[int, int]]:
+    """Contiguous runs of sorted period numbers as [first, stop)."""
     runs: list[tuple[int, int]] = []
-    for day in days:
-        if runs and runs[-1][1] == day:
-            runs[-1] = (runs[-1][0], day + 1)
+    for period in periods:
+        if runs and runs[-1][1] == period:
+            runs[-1] = (runs[-1][0], period + 1)
         else:
-            runs.append((day, day + 1))
+            runs.append((period, period + 1))
     return runs
 
 
-async def _build_days(
-    session: AsyncSession, site_id: str, days: Sequence[int]
-) -> dict[tuple[int, int], tuple[BitMap, int]]:
-    """Bitmaps (and completion counts) per (day, goal) computed from the raw tables."""
-    built: dict[tuple[int, int], tuple[BitMap, int]] = {
-        (d, ANY_ACTIVITY): (BitMap(), 0) for d in days
-    }
+async def _build(session: AsyncSession, site_id: str, span: int, periods: Sequence[int]) -> Cached:
+    """Bitmaps (and completion counts) per (period, goal) computed from the raw tables."""
+    built: Cached = {(p, ANY_ACTIVITY): (BitMap(), 0) for p in periods}
+    slots_per_period = span // SLOT_SECONDS
     slot = col(VisitorSlot.slot)
     at = col(GoalCompletion.completed_at)
-    day_expr = epoch_seconds(session, at) // DAY_SECONDS
-    for first, stop in _runs(days):
+    period_of = epoch_seconds(session, at) // span
+    for first, stop in _runs(periods):
         rows = await session.execute(
             select(slot, col(VisitorSlot.visitor_id)).where(
                 col(VisitorSlot.site_id) == site_id,
-                slot >= first * SLOTS_PER_DAY,
-                slot < stop * SLOTS_PER_DAY,
+                slot >= first * slots_per_period,
+                slot < stop * slots_per_period,
             )
         )
         for slot_number, visitor in rows.all():
-            built[(slot_number // SLOTS_PER_DAY, ANY_ACTIVITY)][0].add(visitor)
+            built[(slot_number // slots_per_period, ANY_ACTIVITY)][0].add(visitor)
         completions = await session.execute(
-            select(day_expr, col(GoalCompletion.goal_id), col(GoalCompletion.visitor_id)).where(
+            select(period_of, col(GoalCompletion.goal_id), col(GoalCompletion.visitor_id)).where(
                 col(GoalCompletion.site_id) == site_id,
-                at >= _day_start(first),
-                at < _day_start(stop),
+                at >= _at(first * span),
+                at < _at(stop * span),
             )
         )
-        for day, goal_id, visitor in completions.all():
-            bitmap, count = built.setdefault((int(day), goal_id), (BitMap(), 0))
+        for period, goal_id, visitor in completions.all():
+            bitmap, count = built.setdefault((int(period), goal_id), (BitMap(), 0))
             bitmap.add(visitor)
-            built[(int(day), goal_id)] = (bitmap, count + 1)
+            built[(int(period), goal_id)] = (bitmap, count + 1)
     return built
 
 
-async def _store_days(
-    session: AsyncSession,
-    site_id: str,
-    built: dict[tuple[int, int], tuple[BitMap, int]],
-    versions: dict[int, int],
+async def _store(
+    session: AsyncSession, site_id: str, span: int, built: Cached, versions: dict[int, int]
 ) -> None:
     """Persist freshly built bitmaps in a transaction of their own; a failure only costs speed."""
-    days = sorted({day for day, _ in built})
+    periods = sorted({period for period, _ in built})
     try:
         async with AsyncSession(session.bind) as writer, writer.begin():
             await writer.execute(
-                delete(DayBitmap).where(
-                    col(DayBitmap.site_id) == site_id, col(DayBitmap.day).in_(days)
+                delete(ActivityBitmap).where(
+                    col(ActivityBitmap.site_id) == site_id,
+                    col(ActivityBitmap.span) == span,
+                    col(ActivityBitmap.period).in_(periods),
                 )
             )
             writer.add_all(
-                DayBitmap(
+                ActivityBitmap(
                     site_id=site_id,
-                    day=day,
+                    span=span,
+                    period=period,
                     goal_id=goal_id,
-                    version=versions.get(day, 0),
+                    version=versions.get(period * span // DAY, 0),
                     events=count,
                     visitors=bitmap.serialize(),
                 )
-                for (day, goal_id), (bitmap, count) in built.items()
+                for (period, goal_id), (bitmap, count) in built.items()
             )
     except SQLAlchemyError as exc:
-        logger.warning("could not cache day bitmaps for %s: %s", site_id, exc)
+        logger.warning("could not cache activity bitmaps for %s: %s", site_id, exc)
 
 
-async def _cached_days(
-    session: AsyncSession, site_id: str, days: Sequence[int], goal_ids: set[int] | None
-) -> dict[tuple[int, int], tuple[BitMap, int]]:
-    """Bitmaps per (day, goal) of whole days: cached, or rebuilt when missing or stale."""
-    if not days:
+async def _cached(
+    session: AsyncSession,
+    site_id: str,
+    span: int,
+    periods: Sequence[int],
+    goal_ids: set[int] | None,
+) -> Cached:
+    """Bitmaps per (period, goal) of whole periods: cached, or rebuilt when missing or stale."""
+    if not periods:
         return {}
-    first, last = days[0], days[-1]
+    first, last = periods[0], periods[-1]
     # Versions first, then data: see the module docstring.
     version_rows = await session.execute(
         select(col(DayVersion.day), col(DayVersion.version)).where(
             col(DayVersion.site_id) == site_id,
-            col(DayVersion.day) >= first,
-            col(DayVersion.day) <= last,
+            col(DayVersion.day) >= first * span // DAY,
+            col(DayVersion.day) <= last * span // DAY,
         )
     )
     versions = {int(day): int(version) for day, version in version_rows.all()}
     query = select(
-        col(DayBitmap.day),
-        col(DayBitmap.goal_id),
-        col(DayBitmap.version),
-        col(DayBitmap.events),
-        col(DayBitmap.visitors),
+        col(ActivityBitmap.period),
+        col(ActivityBitmap.goal_id),
+        col(ActivityBitmap.version),
+        col(ActivityBitmap.events),
+        col(ActivityBitmap.visitors),
     ).where(
-        col(DayBitmap.site_id) == site_id, col(DayBitmap.day) >= first, col(DayBitmap.day) <= last
+        col(ActivityBitmap.site_id) == site_id,
+        col(ActivityBitmap.span) == span,
+        col(ActivityBitmap.period) >= first,
+        col(ActivityBitmap.period) <= last,
     )
     if goal_ids is not None:
-        query = query.where(col(DayBitmap.goal_id).in_({ANY_ACTIVITY, *goal_ids}))
-    result: dict[tuple[int, int], tuple[BitMap, int]] = {}
+        query = query.where(col(ActivityBitmap.goal_id).in_({ANY_ACTIVITY, *goal_ids}))
+    wanted = set(periods)
+    result: Cached = {}
     fresh: set[int] = set()
-    for day, goal_id, version, events, blob in (await session.execute(query)).all():
-        if version == versions.get(day, 0):
-            result[(day, goal_id)] = (BitMap.deserialize(blob), events)
+    for period, goal_id, version, events, blob in (await session.execute(query)).all():
+        if period in wanted and version == versions.get(period * span // DAY, 0):
+            result[(period, goal_id)] = (BitMap.deserialize(blob), events)
             if goal_id == ANY_ACTIVITY:
-                fresh.add(day)
-    stale = [day for day in days if day not in fresh]
+                fresh.add(period)
+    stale = [period for period in periods if period not in fresh]
     if stale:
         result = {key: value for key, value in result.items() if key[0] in fresh}
-        built = await _build_days(session, site_id, stale)
-        await _store_days(session, site_id, built, versions)
+        built = await _build(session, site_id, span, stale)
+        await _store(session, site_id, span, built, versions)
         result.update(
             (key, value)
             for key, value in built.items()
             if goal_ids is None or key[1] in goal_ids or key[1] == ANY_ACTIVITY
         )
     return result
+
+
+async def _all_cached(
+    session: AsyncSession, site_id: str, plan: Plan, goal_ids: set[int] | None
+) -> list[tuple[int, BitMap, int]]:
+    """(goal_id, bitmap, completions) of every cached period the plan covers."""
+    found: list[tuple[int, BitMap, int]] = []
+    for span, periods in plan.periods.items():
+        cached = await _cached(session, site_id, span, periods, goal_ids)
+        found.extend((goal, bitmap, events) for (_, goal), (bitmap, events) in cached.items())
+    return found
 
 
 # -- public reads ------------------------------------------------------------------------------
@@ -314,15 +358,12 @@ async def active_visitors(
     now: datetime | None = None,
 ) -> BitMap:
     """The visitor keys with any pageview, completion or payment in [start, end]."""
-    days, windows = split_range(start, end, now or datetime.now(UTC))
-    cached = await _cached_days(session, site_id, days, goal_ids=set())
-    visitors = (
-        BitMap.union(*(bitmap for (_, goal), (bitmap, _) in cached.items() if goal == ANY_ACTIVITY))
-        if cached
-        else BitMap()
-    )
-    if windows:
-        visitors |= await _raw_activity(session, site_id, windows)
+    plan = plan_range(start, end, now or datetime.now(UTC))
+    cached = await _all_cached(session, site_id, plan, goal_ids=set())
+    bitmaps = [bitmap for goal, bitmap, _ in cached if goal == ANY_ACTIVITY]
+    visitors = BitMap.union(*bitmaps) if bitmaps else BitMap()
+    if plan.raw:
+        visitors |= await _raw_activity(session, site_id, plan.raw)
     return visitors
 
 
@@ -348,15 +389,15 @@ async def goal_activity(
     now: datetime | None = None,
 ) -> GoalActivity:
     """Per goal (all, or ``goal_ids``): distinct completing visitors and completions in range."""
-    days, windows = split_range(start, end, now or datetime.now(UTC))
+    plan = plan_range(start, end, now or datetime.now(UTC))
+    bitmaps: dict[int, list[BitMap]] = defaultdict(list)
     activity = GoalActivity()
-    for (_, goal_id), (bitmap, events) in (
-        await _cached_days(session, site_id, days, goal_ids)
-    ).items():
+    for goal_id, bitmap, events in await _all_cached(session, site_id, plan, goal_ids):
         if goal_id != ANY_ACTIVITY:
-            activity.visitors.setdefault(goal_id, BitMap()).update(bitmap)
+            bitmaps[goal_id].append(bitmap)
             activity.completions[goal_id] = activity.completions.get(goal_id, 0) + events
-    raw = await _raw_goals(session, site_id, windows, goal_ids)
+    activity.visitors = {goal: BitMap.union(*parts) for goal, parts in bitmaps.items()}
+    raw = await _raw_goals(session, site_id, plan.raw, goal_ids)
     for goal_id, visitors in raw.visitors.items():
         activity.add(goal_id, visitors, raw.completions[goal_id])
     return activity

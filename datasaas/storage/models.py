@@ -2,9 +2,9 @@
 
 Visitors get an integer surrogate key (``visitor.id``) so that every distinct count runs over
 integers; ``visitor_slot`` holds one row per (site, 15-minute UTC slot, visitor) with any activity,
-and ``day_bitmap`` caches, per finished UTC day, roaring bitmaps of the visitors active (overall and
-per goal), so that "distinct visitors in a range" is a union of a few bitmaps plus raw rows for the
-ragged edges of the range.
+and ``activity_bitmap`` caches, per finished UTC day and hour, roaring bitmaps of the visitors
+active (overall and per goal), so that "distinct visitors in a range" is a union of a few bitmaps
+plus raw rows for the ragged edges of the range.
 """
 
 from __future__ import annotations
@@ -225,18 +225,20 @@ class DayVersion(SQLModel, table=True):
     version: int = Field(default=0)
 
 
-class DayBitmap(SQLModel, table=True):
-    """Roaring bitmap of the visitor keys active on one finished UTC day: any activity
-    (``goal_id`` 0) or completions of one goal, with the goal's completion count in ``events``.
+class ActivityBitmap(SQLModel, table=True):
+    """Roaring bitmap of the visitor keys active in one finished UTC period (an hour or a day):
+    any activity (``goal_id`` 0) or completions of one goal, with its completion count in
+    ``events``. ``period`` is the period's start in Unix seconds divided by ``span`` seconds.
 
     Derived data, built from the raw tables on first read and rebuilt when ``version`` falls
-    behind ``day_version``; never the source of truth.
+    behind the ``day_version`` of the UTC day holding the period; never the source of truth.
     """
 
-    __tablename__ = "day_bitmap"
+    __tablename__ = "activity_bitmap"
 
     site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
-    day: int = Field(primary_key=True)
+    span: int = Field(primary_key=True)
+    period: int = Field(primary_key=True)
     goal_id: int = Field(primary_key=True)
     version: int
     events: int

@@ -98,10 +98,15 @@ async def revenue_totals(
     return RevenueTotals(int(row[0]), int(row[1]), int(row[2]))
 
 
-async def subscriptions_near(
+async def recurring_covering(
     session: AsyncSession, *, site_id: str, at: datetime
-) -> list[Subscription]:
-    """Recurring payments from the 32 days up to ``at`` (a superset of those covering it)."""
+) -> tuple[int, list[Subscription]]:
+    """Recurring payments that may cover ``at``, net of refunds naming them (paid up to ``at``).
+
+    A calendar month lasts 28 to 31 days, so a payment of the last 28 days surely covers ``at``:
+    those are summed in SQL. Payments 28 to 31 days old need the calendar; they come back as
+    rows. Older ones cannot cover ``at``.
+    """
     refunds = (
         select(
             col(Payment.original_transaction_id).label("original"),
@@ -116,23 +121,27 @@ async def subscriptions_near(
         .group_by(col(Payment.original_transaction_id))
         .subquery()
     )
-    rows = (
-        await session.execute(
-            select(
-                col(Payment.paid_at),
-                col(Payment.reporting_amount_minor),
-                func.coalesce(refunds.c.refunded, 0),
-            )
-            .outerjoin(refunds, refunds.c.original == col(Payment.transaction_id))
-            .where(
-                col(Payment.site_id) == site_id,
-                col(Payment.payment_type) == RECURRING,
-                col(Payment.paid_at) <= at,
-                col(Payment.paid_at) > at - timedelta(days=32),
-            )
+    net = col(Payment.reporting_amount_minor) - func.coalesce(refunds.c.refunded, 0)
+    surely = at - timedelta(days=28)
+    recent = (
+        select(col(Payment.paid_at), net.label("net"))
+        .outerjoin(refunds, refunds.c.original == col(Payment.transaction_id))
+        .where(
+            col(Payment.site_id) == site_id,
+            col(Payment.payment_type) == RECURRING,
+            col(Payment.paid_at) <= at,
+            col(Payment.paid_at) > at - timedelta(days=31),
         )
-    ).all()
-    return [Subscription(r[0], int(r[1]), int(r[2])) for r in rows]
+        .subquery()
+    )
+    positive = case((recent.c.net > 0, recent.c.net), else_=0)
+    total = await session.scalar(
+        select(func.coalesce(func.sum(positive), 0)).where(recent.c.paid_at > surely)
+    )
+    band = await session.execute(
+        select(recent.c.paid_at, recent.c.net).where(recent.c.paid_at <= surely)
+    )
+    return int(total or 0), [Subscription(row[0], int(row[1]), 0) for row in band.all()]
 
 
 async def revenue_by_granule(

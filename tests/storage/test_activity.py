@@ -11,7 +11,7 @@ from sqlmodel import col
 from datasaas.resolvers.goals import store_completion
 from datasaas.storage import activity
 from datasaas.storage.engine import Database
-from datasaas.storage.models import DayBitmap, GoalCompletion, Pageview, Payment
+from datasaas.storage.models import ActivityBitmap, GoalCompletion, Pageview, Payment
 from tests.factories import make_pageview, make_site
 
 NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
@@ -67,7 +67,7 @@ async def test_random_ranges_match_the_definition(database: Database) -> None:
         assert await count(database, start, end) == await naive_visitors(database, start, end)
     # Whole days were cached along the way.
     async with database.read() as session:
-        cached = await session.scalar(select(func.count()).select_from(DayBitmap))
+        cached = await session.scalar(select(func.count()).select_from(ActivityBitmap))
     assert cached
 
 
@@ -77,8 +77,10 @@ async def test_backdated_write_invalidates_a_cached_day(database: Database) -> N
     start, end = at("2026-03-02T00:00:00"), at("2026-03-03T00:00:00") - timedelta(microseconds=1)
     assert await count(database, start, end) == 1
     async with database.read() as session:
-        days = (await session.execute(select(col(DayBitmap.day)))).scalars().all()
-    assert activity.day_of(start) in days
+        spans = (
+            await session.execute(select(col(ActivityBitmap.span), col(ActivityBitmap.period)))
+        ).all()
+    assert (activity.DAY, activity.day_of(start)) in spans
 
     # A late write to that finished day: the cache must not hide it.
     await make_pageview(database, visitor_id="b", at=at("2026-03-02T23:59:59"))
@@ -126,3 +128,38 @@ async def test_goal_activity_counts_completions_and_uniques_across_cache_and_edg
     (goal_id,) = result.completions
     assert result.completions[goal_id] == 4
     assert len(result.visitors[goal_id]) == 3
+
+
+async def test_backdated_write_invalidates_cached_hours(database: Database) -> None:
+    await make_site(database)
+    await make_pageview(database, visitor_id="a", at=at("2026-03-02T06:30:00"))
+    # 05:00-20:00: no whole day, fifteen whole hours.
+    start, end = at("2026-03-02T05:00:00"), at("2026-03-02T19:59:59.999999")
+    assert await count(database, start, end) == 1
+    async with database.read() as session:
+        spans = {
+            span for (span,) in (await session.execute(select(col(ActivityBitmap.span)))).all()
+        }
+    assert spans == {activity.HOUR}
+
+    await make_pageview(database, visitor_id="b", at=at("2026-03-02T10:15:00"))
+    assert await count(database, start, end) == 2
+
+
+def test_plan_uses_days_then_hours_then_raw_windows() -> None:
+    # New York's 2026-03-03 .. 2026-03-05 local days, read at NOW.
+    plan = activity.plan_range(at("2026-03-03T05:00:00"), at("2026-03-06T04:59:59.999999"), now=NOW)
+    assert plan.periods[activity.DAY] == [
+        activity.day_of(at("2026-03-04T00:00:00")),
+        activity.day_of(at("2026-03-05T00:00:00")),
+    ]
+    assert len(plan.periods[activity.HOUR]) == 19 + 5
+    assert plan.raw == []
+    # A range ending now: the last hour and the running one stay raw.
+    live = activity.plan_range(at("2026-03-20T09:10:00"), at("2026-03-20T11:59:59.999999"), NOW)
+    assert live.periods[activity.DAY] == []
+    assert live.periods[activity.HOUR] == [int(at("2026-03-20T10:00:00").timestamp()) // 3600]
+    assert live.raw == [
+        (at("2026-03-20T09:10:00"), at("2026-03-20T10:00:00")),
+        (at("2026-03-20T11:00:00"), at("2026-03-20T12:00:00")),
+    ]
