@@ -41,6 +41,18 @@ def request_client_ip(request: Request) -> str:
     return ip or "unknown"
 
 
+async def _answer(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """The route's response; an unhandled error becomes the 500 envelope here, inside this
+    middleware, so that it too carries the RateLimit headers."""
+    try:
+        return await call_next(request)
+    except Exception:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal_error", "Internal server error."), status_code=500)
+
+
 async def _rate_limit(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
@@ -49,7 +61,7 @@ async def _rate_limit(
     limiter: RateLimiter = request.app.state.rate_limiter
     if request.url.path == EVENTS_PATH or request.method == "OPTIONS":
         # Event ingestion is limited per event (batches cost their size) inside its route.
-        response = await call_next(request)
+        response = await _answer(request, call_next)
     else:
         authorization = request.headers.get("authorization", "")
         scheme, _, secret = authorization.partition(" ")
@@ -67,7 +79,7 @@ async def _rate_limit(
             else:
                 body = error_body("rate_limited", message)
             return JSONResponse(body, status_code=429, headers=state.headers())
-        response = await call_next(request)
+        response = await _answer(request, call_next)
     stamped: RateLimitState | None = getattr(request.state, "rate_limit", None)
     if stamped is not None:
         response.headers.update(stamped.headers())

@@ -142,8 +142,10 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process."""
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    """An HTTP client talking to the app in-process; an unhandled error is the 500 a user sees."""
+    transport = httpx.ASGITransport(
+        app=app, client=("127.0.0.1", 50000), raise_app_exceptions=False
+    )
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
 
@@ -174,11 +176,9 @@ def wait_for_server(base: str, process: subprocess.Popen[bytes]) -> None:
 def live_server(database_url: str) -> Iterator[str]:
     """A real uvicorn process serving the app on the test database; yields its base URL."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DATASAAS_DATABASE_URL": database_url,
-        "DATASAAS_GEOIP_DB": str(GEOIP_TEST_DB),
-    }
+    # Only this test's settings: none of the developer's DATASAAS_* variables leak in.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATASAAS_")}
+    env |= {"DATASAAS_DATABASE_URL": database_url, "DATASAAS_GEOIP_DB": str(GEOIP_TEST_DB)}
     process = subprocess.Popen(
         [
             sys.executable,

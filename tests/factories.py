@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
 
 from datasaas.resolvers import sites as site_resolvers
 from datasaas.resolvers.sites import IssuedKey, Scope
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.engine import Database
-from datasaas.storage.models import Pageview, Site
+from datasaas.storage.models import (
+    Goal,
+    GoalCompletion,
+    IdempotencyRecord,
+    Pageview,
+    Payment,
+    Site,
+    Visitor,
+    VisitorSlot,
+)
 
 
 async def make_site(
@@ -61,3 +73,22 @@ async def make_pageview(
             )
         )
         await visitor_store.mark_active(session, site_id=site_id, visitor_id=key, at=at)
+
+
+WRITTEN_TABLES: dict[str, Any] = {
+    "payment": Payment,
+    "goal_completion": GoalCompletion,
+    "goal": Goal,
+    "visitor": Visitor,
+    "visitor_slot": VisitorSlot,
+    "idempotency_record": IdempotencyRecord,
+}
+
+
+async def row_counts(database: Database) -> dict[str, int]:
+    """Rows per table that a write may touch (to prove a refused write wrote nothing)."""
+    async with database.read() as session:
+        return {
+            name: int(await session.scalar(select(func.count()).select_from(model)) or 0)
+            for name, model in WRITTEN_TABLES.items()
+        }

@@ -9,40 +9,21 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import func, select
 
 from datasaas.resolvers.sites import IssuedKey, Scope, revoke_key
 from datasaas.storage.engine import Database
-from datasaas.storage.models import (
-    Goal,
-    GoalCompletion,
-    IdempotencyRecord,
-    Payment,
-    Visitor,
-    VisitorSlot,
-)
-from tests.factories import bearer, make_key, make_site
+from tests.factories import bearer, make_key, make_site, row_counts
 
 SITE = "ds_test"
 OTHER_SITE = "ds_other"
 JSON = "application/json"
 _serial = itertools.count(1)
-
-WRITTEN_TABLES: dict[str, Any] = {
-    "payment": Payment,
-    "goal_completion": GoalCompletion,
-    "goal": Goal,
-    "visitor": Visitor,
-    "visitor_slot": VisitorSlot,
-    "idempotency_record": IdempotencyRecord,
-}
 
 
 @dataclass(frozen=True)
@@ -103,32 +84,6 @@ BAD_AUTHORIZATION: list[Any] = [
     pytest.param(lambda s: "Bearer ds_live_" + "A" * 32, id="well-formed-unknown"),
     pytest.param(lambda s: f"Bearer {s[:-1]}{'B' if s[-1] != 'B' else 'C'}", id="one-char-off"),
 ]
-
-
-@pytest.fixture
-async def key(database: Database) -> IssuedKey:
-    """A Read & Write key of the test site."""
-    await make_site(database, site_id=SITE)
-    return await make_key(database, site_id=SITE)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Like the shared client, but an unhandled error comes back as the 500 a real client sees."""
-    transport = httpx.ASGITransport(
-        app=app, client=("127.0.0.1", 50000), raise_app_exceptions=False
-    )
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
-
-
-async def row_counts(database: Database) -> dict[str, int]:
-    """Rows per table that a write may touch."""
-    async with database.read() as session:
-        return {
-            name: int(await session.scalar(select(func.count()).select_from(model)) or 0)
-            for name, model in WRITTEN_TABLES.items()
-        }
 
 
 async def call(

@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import col
 
 from datasaas.resolvers.sites import IssuedKey, Scope
 from datasaas.storage.engine import Database
 from datasaas.storage.models import (
-    Goal,
-    GoalCompletion,
-    IdempotencyRecord,
     Payment,
-    Visitor,
-    VisitorSlot,
 )
-from tests.factories import bearer, make_key, make_site
+from tests.factories import bearer, make_key, make_site, row_counts
 
 SITE = "ds_test"
 GOALS = "/api/v1/goals"
@@ -35,41 +28,6 @@ PAYMENTS = "/api/v1/payments"
 REVENUE = "/api/v1/revenue"
 TIMESERIES = "/api/v1/revenue/timeseries"
 JSON = "application/json"
-
-WRITTEN_TABLES: dict[str, Any] = {
-    "payment": Payment,
-    "goal_completion": GoalCompletion,
-    "goal": Goal,
-    "visitor": Visitor,
-    "visitor_slot": VisitorSlot,
-    "idempotency_record": IdempotencyRecord,
-}
-
-
-@pytest.fixture
-async def key(database: Database) -> IssuedKey:
-    """A Read & Write key of the test site (USD)."""
-    await make_site(database, site_id=SITE)
-    return await make_key(database, site_id=SITE)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Like the shared client, but an unhandled error comes back as the 500 a real client sees."""
-    transport = httpx.ASGITransport(
-        app=app, client=("127.0.0.1", 50000), raise_app_exceptions=False
-    )
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
-
-
-async def row_counts(database: Database) -> dict[str, int]:
-    """Rows per table that a write may touch."""
-    async with database.read() as session:
-        return {
-            name: int(await session.scalar(select(func.count()).select_from(model)) or 0)
-            for name, model in WRITTEN_TABLES.items()
-        }
 
 
 async def payments_stored(database: Database, site_id: str = SITE) -> list[Payment]:

@@ -9,31 +9,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 
 from datasaas.resolvers.sites import IssuedKey, Scope
 from datasaas.storage.engine import Database
-from datasaas.storage.models import (
-    Goal,
-    GoalCompletion,
-    IdempotencyRecord,
-    Payment,
-    Visitor,
-    VisitorSlot,
-)
 from tests.factories import bearer, make_key, make_site
 
 SITE = "ds_test"
 OTHER_SITE = "ds_other"
-
-WRITTEN_TABLES: dict[str, Any] = {
-    "payment": Payment,
-    "goal_completion": GoalCompletion,
-    "goal": Goal,
-    "visitor": Visitor,
-    "visitor_slot": VisitorSlot,
-    "idempotency_record": IdempotencyRecord,
-}
 
 
 @dataclass(frozen=True)
@@ -130,12 +113,3 @@ def sql(app: FastAPI) -> Iterator[StatementCounter]:
         yield counter
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", counter)
-
-
-async def row_counts(database: Database) -> dict[str, int]:
-    """Rows per table that a write may touch."""
-    async with database.read() as session:
-        return {
-            name: int(await session.scalar(select(func.count()).select_from(model)) or 0)
-            for name, model in WRITTEN_TABLES.items()
-        }

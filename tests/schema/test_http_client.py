@@ -8,12 +8,6 @@ through all completions of a goal with ``after`` while another task keeps insert
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,7 +23,6 @@ from datasaas.storage.engine import Database
 from tests.factories import bearer
 from tests.schema.conftest import SITE
 
-ROOT = Path(__file__).parents[2]
 SEEDED = 60
 PAGE_SIZE = 7
 
@@ -51,62 +44,10 @@ mutation Create($siteId: String!, $visitor: String!) {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-async def server(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
-    """``uvicorn`` serving the app on a free local port over the test database; its base URL."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATASAAS_")}
-    env["DATASAAS_DATABASE_URL"] = database_url
-    log = (tmp_path / "uvicorn.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "datasaas.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base) as probe:
-            for _ in range(300):
-                if process.poll() is not None:
-                    pytest.fail(f"uvicorn exited: {(tmp_path / 'uvicorn.log').read_text()}")
-                try:
-                    if (await probe.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail("uvicorn did not answer /healthz within 30 s")
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+def server(live_server: str) -> str:
+    """The base URL of a real ``uvicorn`` process over the test database."""
+    return live_server
 
 
 @pytest.fixture

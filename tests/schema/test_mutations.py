@@ -16,8 +16,8 @@ import pytest
 from datasaas.money import convert, format_major
 from datasaas.resolvers.sites import IssuedKey, revoke_key
 from datasaas.storage.engine import Database
-from tests.factories import bearer
-from tests.schema.conftest import OTHER_SITE, SITE, GraphQL, row_counts
+from tests.factories import bearer, row_counts
+from tests.schema.conftest import OTHER_SITE, SITE, GraphQL
 
 CREATE_GOAL = """
 mutation($siteId: String!, $input: CreateGoalInput!) {
