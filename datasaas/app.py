@@ -7,6 +7,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -25,6 +26,7 @@ from datasaas.tracking.routes import router as events_router
 logger = logging.getLogger("datasaas")
 
 EVENTS_PATH = "/api/events"
+PROBES = frozenset({"/healthz", "/readyz"})
 
 DESCRIPTION = """
 Goals & revenue analytics. REST routes under `/api/v1` are compatible with the DataSaaS API;
@@ -59,7 +61,7 @@ async def _rate_limit(
     """Count the request against its key (or IP) and stamp the RateLimit headers on the answer."""
     settings: Settings = request.app.state.settings
     limiter: RateLimiter = request.app.state.rate_limiter
-    if request.url.path == EVENTS_PATH or request.method == "OPTIONS":
+    if request.url.path == EVENTS_PATH and request.method == "POST":
         # Event ingestion is limited per event (batches cost their size) inside its route.
         response = await _answer(request, call_next)
     else:
@@ -69,7 +71,11 @@ async def _rate_limit(
             namespace, identity = "key", hashlib.sha256(secret.strip().encode()).hexdigest()
         else:
             namespace, identity = "ip", request_client_ip(request)
-        state = await limiter.hit(namespace, identity, settings.rate_limit_per_minute)
+        if request.url.path in PROBES:
+            # Probes report the budget but never spend it: an orchestrator must not see 429.
+            state = await limiter.peek(namespace, identity, settings.rate_limit_per_minute)
+        else:
+            state = await limiter.hit(namespace, identity, settings.rate_limit_per_minute)
         request.state.rate_limit = state
         if not state.allowed:
             message = f"Rate limit of {state.limit} requests per minute exceeded; retry later."
@@ -98,6 +104,22 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+def _document_400_not_422(app: FastAPI) -> None:
+    """Drop FastAPI's automatic 422 responses from OpenAPI: validation errors are 400 here."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; used by uvicorn (``factory=True``) and by the tests."""
     settings = settings or get_settings()
@@ -123,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.redis_url)
     install_error_handlers(app)
+    _document_400_not_422(app)
     app.middleware("http")(_rate_limit)
 
     app.include_router(rest_router)

@@ -62,6 +62,13 @@ class RateLimiter:
         reset_after = max(0, math.ceil(stats.reset_time - time.time()))
         return RateLimitState(allowed, per_minute, max(0, stats.remaining), reset_after)
 
+    async def peek(self, namespace: str, identity: str, per_minute: int) -> RateLimitState:
+        """Report the identity's budget without spending any of it."""
+        item = RateLimitItemPerMinute(per_minute, namespace=namespace)
+        stats = await self._limiter.get_window_stats(item, identity)
+        reset_after = max(0, math.ceil(stats.reset_time - time.time()))
+        return RateLimitState(True, per_minute, max(0, stats.remaining), reset_after)
+
     async def reset(self) -> None:
         """Forget every counter (tests and admin use)."""
         await self._storage.reset()

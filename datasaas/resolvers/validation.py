@@ -20,6 +20,7 @@ METADATA_MAX_KEYS = 20
 METADATA_MAX_KEY = 64
 METADATA_MAX_VALUE = 255
 MAX_SAFE_INTEGER = 2**53
+MAX_OFFSET = 2**62  # no practical bound; only what a 64-bit SQL OFFSET can take
 OUT_OF_RANGE = "must lie between the years 2 and 9998 (UTC)"
 
 
@@ -163,7 +164,7 @@ def limit(value: object, *, field: str = "limit", default: int = DEFAULT_LIMIT) 
 
 def offset(value: object, *, field: str = "offset") -> int:
     """Return an offset ≥ 0."""
-    return _bounded_int(value, field, 0, 0, 10_000_000)
+    return _bounded_int(value, field, 0, 0, MAX_OFFSET)
 
 
 def _bounded_int(value: object, field: str, default: int, low: int, high: int) -> int:
@@ -172,10 +173,11 @@ def _bounded_int(value: object, field: str, default: int, low: int, high: int) -
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,12}", value.strip()):
+    elif isinstance(value, str) and re.fullmatch(r"[+-]?\d{1,19}", value.strip()):
         number = int(value)
     if number is None or not low <= number <= high:
-        raise InvalidInput.for_field(field, f"must be an integer from {low} to {high}")
+        bounds = f"from {low} to {high}" if high < MAX_OFFSET else f">= {low}"
+        raise InvalidInput.for_field(field, f"must be an integer {bounds}")
     return number
 
 

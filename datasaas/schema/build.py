@@ -21,6 +21,7 @@ from datasaas.schema.extensions import (
     CachedValidation,
     DepthLimit,
     MaxQueryLength,
+    RequireKey,
     TokenLimit,
 )
 from datasaas.schema.mutation import Mutation
@@ -37,6 +38,7 @@ LIMITS: tuple[type[SchemaExtension], ...] = (
     CachedValidation,
     DepthLimit,
     AliasLimit,
+    RequireKey,
 )
 
 

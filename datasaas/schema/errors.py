@@ -5,8 +5,9 @@ Every error leaves with ``extensions.code``:
 - a ``DomainError`` from a resolver keeps its message (the REST message) and gets its
   ``graphql_code``: ``UNAUTHENTICATED``, ``FORBIDDEN``, ``BAD_USER_INPUT``, ``NOT_FOUND``,
   ``CONFLICT``; field details are added as ``extensions.details`` with GraphQL (camelCase) names;
-- a syntax error, or a document refused for its size, is ``GRAPHQL_PARSE_FAILED``; a document
-  that fails validation (including the depth and alias limits) is ``GRAPHQL_VALIDATION_FAILED``;
+- a syntax error, or a document refused for its size, and a document that fails validation
+  (including the depth and alias limits) are ``BAD_USER_INPUT`` (the contract's closed list of
+  codes), with ``extensions.reason`` ``GRAPHQL_PARSE_FAILED`` or ``GRAPHQL_VALIDATION_FAILED``;
 - variable values that do not fit their declared types are ``BAD_USER_INPUT``;
 - anything else is logged with its traceback and replaced by "Internal server error."
   (``INTERNAL_SERVER_ERROR``), so no internals reach the client.
@@ -74,7 +75,7 @@ def translate(error: GraphQLError) -> GraphQLError:
             ]
         return with_code(error, original.graphql_code, message=original.message, **details)
     if isinstance(error, GraphQLSyntaxError):
-        return with_code(error, PARSE_FAILED)
+        return with_code(error, BAD_USER_INPUT, reason=PARSE_FAILED)
     if is_unexpected(error):
         return GraphQLError(
             INTERNAL_MESSAGE,

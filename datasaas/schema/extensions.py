@@ -14,7 +14,7 @@ GraphiQL's introspection query but not for ever deeper ``ofType`` chains.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from graphql import (
@@ -36,7 +36,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from datasaas.schema.errors import PARSE_FAILED, VALIDATION_FAILED, with_code
+from datasaas.schema.errors import BAD_USER_INPUT, PARSE_FAILED, VALIDATION_FAILED, with_code
 
 MAX_QUERY_LENGTH = 32_768
 MAX_TOKENS = 2_000
@@ -176,7 +176,7 @@ class MaxQueryLength(SchemaExtension):
         if len(query) > MAX_QUERY_LENGTH:
             raise GraphQLError(
                 f"The query is {len(query)} characters long; the limit is {MAX_QUERY_LENGTH}.",
-                extensions={"code": PARSE_FAILED},
+                extensions={"code": BAD_USER_INPUT, "reason": PARSE_FAILED},
             )
         yield
 
@@ -202,13 +202,15 @@ class CachedValidation(ValidationCache):
         super().__init__(maxsize=VALIDATION_CACHE_SIZE)
 
     def on_validate(self) -> Iterator[None]:
-        """Validate through the shared cache and tag each error ``GRAPHQL_VALIDATION_FAILED``."""
+        """Validate through the shared cache; errors are ``BAD_USER_INPUT`` (reason: validation)."""
         context = self.execution_context
         errors = self.cached_validate_document(
             context.schema._schema, context.graphql_document, context.validation_rules
         )
         # Copies, so the cached errors are never mutated by later processing.
-        context.pre_execution_errors = [with_code(error, VALIDATION_FAILED) for error in errors]
+        context.pre_execution_errors = [
+            with_code(error, BAD_USER_INPUT, reason=VALIDATION_FAILED) for error in errors
+        ]
         yield
 
 
@@ -224,3 +226,16 @@ class AliasLimit(AddValidationRules):
 
     def __init__(self) -> None:
         super().__init__([AliasRule])
+
+
+class RequireKey(SchemaExtension):
+    """Every executed operation needs a valid key (CONTRACT §3), introspection included.
+
+    Runs after parsing and validation, so a refused document costs no database work, and
+    before any resolver; an invalid key ends the operation as ``UNAUTHENTICATED`` (HTTP 401).
+    """
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        """Authenticate the request's key once, through the context."""
+        await self.execution_context.context.principal()
+        yield

@@ -8,16 +8,16 @@ HTTP with ``application/json`` responses):
 - 200 for every other executed request, errors included (``BAD_USER_INPUT``, parse and
   validation failures, ``INTERNAL_SERVER_ERROR``): they are in ``errors`` with ``extensions.code``,
   possibly beside partial ``data``.
-- 400 with Strawberry's plain-text reason when the HTTP request is not a GraphQL request at all:
-  unreadable JSON, no query, a batch of more than ``MAX_BATCH_OPERATIONS`` operations, a
-  mutation over GET; 413 for a body over ``MAX_BODY_BYTES``.
+- 400 when the HTTP request is not a GraphQL request at all (unreadable JSON, no query, a batch
+  of more than ``MAX_BATCH_OPERATIONS`` operations, a mutation over GET) and 413 for a body over
+  ``MAX_BODY_BYTES``: still a GraphQL error body, ``BAD_USER_INPUT`` with Strawberry's reason.
 - 429 comes from the rate-limit middleware before this router.
 
 JSON bodies are parsed with exact decimals (as the REST layer does), so a ``Decimal`` sent as a
 JSON number keeps its digits.
 
-Introspection and ``__typename`` need no key (the schema is public, see ``schema.graphql``), so
-GraphiQL can offer completion before a key is pasted; every data field needs one.
+Every executed operation needs a valid key, introspection included (the schema itself is public
+in ``schema.graphql``); GraphiQL's page loads without one and completes once the key is set.
 """
 
 from __future__ import annotations
@@ -27,14 +27,16 @@ from functools import cached_property
 
 from cross_web import HTTPException, StarletteRequestAdapter
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.types.unset import UNSET
 
 from datasaas.config import Settings
 from datasaas.money import load_json_exact
 from datasaas.schema.build import build_schema
 from datasaas.schema.context import Context, get_context
+from datasaas.schema.errors import BAD_USER_INPUT
 from datasaas.schema.extensions import MAX_BATCH_OPERATIONS, MAX_QUERY_LENGTH
 
 # A full batch of maximal documents, plus room for variables.
@@ -133,6 +135,18 @@ class GatewayGraphQLRouter(GraphQLRouter[Context, None]):
                     response.headers["WWW-Authenticate"] = "Bearer"
                 break
         return response
+
+    async def run(  # type: ignore[override]
+        self, request: Request, context: Context | None = None, root_value: None = None
+    ) -> Response:
+        """Answer refusals of the HTTP request itself as GraphQL errors, not plain text."""
+        try:
+            return await super().run(request, context=context or UNSET, root_value=root_value)
+        except HTTPException as exc:
+            return JSONResponse(
+                {"errors": [{"message": exc.reason, "extensions": {"code": BAD_USER_INPUT}}]},
+                status_code=exc.status_code,
+            )
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         """GraphiQL, opened on an example query for the demo site and a header template."""

@@ -340,3 +340,29 @@ async def test_rate_limit_headers_on_400(client: httpx.AsyncClient, key: IssuedK
         "/api/v1/goals", params={"site_id": SITE, "limit": "0"}, headers=bearer(key)
     )
     assert_error(response, 400, "invalid_request")
+
+
+async def test_every_response_carries_rate_limit_headers(
+    client: httpx.AsyncClient, key: IssuedKey
+) -> None:
+    for method, path in (
+        ("OPTIONS", "/api/events"),
+        ("GET", "/api/events"),
+        ("DELETE", "/api/v1/goals"),
+        ("GET", "/nope"),
+        ("GET", "/docs"),
+        ("GET", "/healthz"),
+    ):
+        response = await client.request(method, path)
+        assert "RateLimit-Limit" in response.headers, (method, path, response.status_code)
+        assert "RateLimit-Remaining" in response.headers
+        assert "RateLimit-Reset" in response.headers
+
+
+async def test_health_probes_never_spend_the_budget(
+    client: httpx.AsyncClient, key: IssuedKey
+) -> None:
+    for _ in range(3):
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+    assert ready.headers["RateLimit-Remaining"] == ready.headers["RateLimit-Limit"]

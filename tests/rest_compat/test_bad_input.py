@@ -692,3 +692,21 @@ async def test_wrong_method_is_enveloped(client: httpx.AsyncClient, key: IssuedK
     assert_no_crash(response)
     assert response.status_code == 405, response.text
     assert isinstance(response.json()["error"]["message"], str)
+
+
+async def test_openapi_documents_400_not_422(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert "422" not in operation["responses"], (method, path)
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    goals = schema["paths"]["/api/v1/goals"]["get"]["responses"]
+    assert goals["400"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorEnvelope")
+
+
+async def test_large_offsets_are_fine(client: httpx.AsyncClient, key: IssuedKey) -> None:
+    response = await client.get(
+        "/api/v1/goals?site_id=ds_test&offset=1000000000000", headers=bearer(key)
+    )
+    assert response.status_code == 200
+    assert response.json()["results"] == []

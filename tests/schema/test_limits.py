@@ -7,8 +7,8 @@ of every root field, is never reached.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -128,26 +128,25 @@ def resolver_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 async def test_hostile_document_is_refused_before_any_resolver(
     graphql: GraphQL, sql: StatementCounter, resolver_calls: list[str], name: str
 ) -> None:
-    document, code, message = HOSTILE[name]
+    document, reason, message = HOSTILE[name]
     sql.reset()
-    started = time.perf_counter()
     answer = await graphql(document)
-    elapsed = time.perf_counter() - started
     assert answer.status == 200
     assert answer.data is None
     assert answer.errors, answer.body
-    assert code in answer.codes, answer.body
+    # The contract's closed list of codes; the kind of refusal is in extensions.reason.
+    assert set(answer.codes) == {"BAD_USER_INPUT"}, answer.body
+    assert reason in [e["extensions"].get("reason") for e in answer.errors], answer.body
     assert any(message in e["message"] for e in answer.errors), answer.body
     assert sql.count == 0, sql.statements
     assert resolver_calls == []
-    assert elapsed < 1.0
 
 
 async def test_fragment_fan_out_is_measured_in_linear_time(graphql: GraphQL) -> None:
     # 2**150 paths through the fragments, but each is measured once; the document is valid.
-    started = time.perf_counter()
-    answer = await graphql(fan_out(150))
-    assert time.perf_counter() - started < 1.0
+    # Measured path by path this would never finish; the generous bound only turns such a hang
+    # into a failure, it is not a speed assertion.
+    answer = await asyncio.wait_for(graphql(fan_out(150)), timeout=60)
     assert answer.body == {"data": {"goals": []}}
 
 
@@ -310,7 +309,8 @@ async def test_without_introspection_there_are_no_schema_hints(
         "/graphql", json={"query": '{ goals(siteId: "ds_test") { name } }'}, headers=bearer(key)
     )
     errors = schema_query.json()["errors"]
-    assert {e["extensions"]["code"] for e in errors} == {"GRAPHQL_VALIDATION_FAILED"}
+    assert {e["extensions"]["code"] for e in errors} == {"BAD_USER_INPUT"}
+    assert {e["extensions"]["reason"] for e in errors} == {"GRAPHQL_VALIDATION_FAILED"}
     assert "introspection has been disabled" in errors[0]["message"]
     [error] = typo.json()["errors"]
     assert "Cannot query field 'nam'" in error["message"]
@@ -391,7 +391,7 @@ async def test_bad_arguments_are_bad_user_input_with_the_rest_message(
     [
         ("limit: 0", "limit: must be an integer from 1 to 1000"),
         ("limit: 1001", "limit: must be an integer from 1 to 1000"),
-        ("offset: -1", "offset: must be an integer from 0 to 10000000"),
+        ("offset: -1", "offset: must be an integer >= 0"),
     ],
 )
 async def test_bad_page_arguments_are_bad_user_input(
