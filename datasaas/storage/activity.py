@@ -2,13 +2,14 @@
 
 A range is split into whole finished UTC days, then whole finished UTC hours, then raw windows
 (the sub-hour ragged edges and the last hour or two, which may still receive events). Days and
-hours come from ``activity_bitmap``: roaring bitmaps of visitor keys per (site, period, goal),
-built from the raw tables on first read and rebuilt when a backdated write has bumped the
-``day_version`` of their UTC day. Raw windows come from ``visitor_slot`` (whole 15-minute slots)
-and the event tables (the part of a slot a range cuts). Every count is exact.
+hours come from ``activity_bitmap``: roaring bitmaps of visitor keys per (site, period, goal).
+An hour is built from the raw tables, a day as the union of its 24 hours, on first read; a
+backdated write bumps the ``hour_version`` of its hour, so only that hour is rebuilt from raw rows
+and its day re-unioned. Raw windows come from ``visitor_slot`` (whole 15-minute slots) and the
+event tables (the part of a slot a range cuts). Every count is exact.
 
-Why the rebuild is safe without locks: a reader reads the day versions *before* the raw rows it
-builds from, so any write committed after that read has bumped the version and the stored bitmap
+Why the rebuild is safe without locks: a reader reads the versions *before* the data it builds
+from, so any write committed after that read has bumped the version and the stored bitmap
 is stale-marked from birth. Writes to the current UTC hour never bump; periods are only cached
 once they ended more than ``CACHE_GRACE`` ago, longer than any write transaction lives.
 """
@@ -30,8 +31,8 @@ from sqlmodel import col
 from datasaas.storage.models import (
     SLOT_SECONDS,
     ActivityBitmap,
-    DayVersion,
     GoalCompletion,
+    HourVersion,
     Pageview,
     Payment,
     VisitorSlot,
@@ -46,7 +47,7 @@ ANY_ACTIVITY = 0
 CACHE_GRACE = timedelta(hours=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-_BUMPED = "datasaas_bumped_days"
+_BUMPED = "datasaas_bumped_hours"
 
 Window = tuple[datetime, datetime]
 Cached = dict[tuple[int, int], tuple[BitMap, int]]
@@ -115,23 +116,23 @@ def plan_range(start: datetime, end: datetime, now: datetime) -> Plan:
     return Plan(periods={DAY: days, HOUR: sorted(hours)}, raw=raw)
 
 
-async def touch_day(session: AsyncSession, *, site_id: str, at: datetime) -> None:
-    """Mark the cached bitmaps of ``at``'s UTC day stale when ``at``'s hour is already over."""
-    if _seconds(at) // HOUR >= _seconds(datetime.now(UTC)) // HOUR:
+async def touch_hour(session: AsyncSession, *, site_id: str, at: datetime) -> None:
+    """Mark the cached bitmaps of ``at``'s UTC hour (and day) stale when that hour is over."""
+    hour = _seconds(at) // HOUR
+    if hour >= _seconds(datetime.now(UTC)) // HOUR:
         return
-    day = day_of(at)
     bumped: set[tuple[str, int]] = session.info.setdefault(_BUMPED, set())
-    if (site_id, day) in bumped:
+    if (site_id, hour) in bumped:
         return
     upsert = (
-        dialect_insert(session)(DayVersion)
-        .values(site_id=site_id, day=day, version=1)
+        dialect_insert(session)(HourVersion)
+        .values(site_id=site_id, hour=hour, version=1)
         .on_conflict_do_update(
-            index_elements=["site_id", "day"], set_={"version": col(DayVersion.version) + 1}
+            index_elements=["site_id", "hour"], set_={"version": col(HourVersion.version) + 1}
         )
     )
     await session.execute(upsert)
-    bumped.add((site_id, day))
+    bumped.add((site_id, hour))
 
 
 # -- raw windows -------------------------------------------------------------------------------
@@ -219,35 +220,46 @@ def _runs(periods: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
-async def _build(session: AsyncSession, site_id: str, span: int, periods: Sequence[int]) -> Cached:
-    """Bitmaps (and completion counts) per (period, goal) computed from the raw tables."""
-    built: Cached = {(p, ANY_ACTIVITY): (BitMap(), 0) for p in periods}
-    slots_per_period = span // SLOT_SECONDS
+async def _build_hours(session: AsyncSession, site_id: str, hours: Sequence[int]) -> Cached:
+    """Bitmaps (and completion counts) per (hour, goal) computed from the raw tables."""
+    built: Cached = {(h, ANY_ACTIVITY): (BitMap(), 0) for h in hours}
+    slots_per_hour = HOUR // SLOT_SECONDS
     slot = col(VisitorSlot.slot)
     at = col(GoalCompletion.completed_at)
-    period_of = epoch_seconds(session, at) // span
-    for first, stop in _runs(periods):
+    hour_of = epoch_seconds(session, at) // HOUR
+    for first, stop in _runs(hours):
         rows = await session.execute(
             select(slot, col(VisitorSlot.visitor_id)).where(
                 col(VisitorSlot.site_id) == site_id,
-                slot >= first * slots_per_period,
-                slot < stop * slots_per_period,
+                slot >= first * slots_per_hour,
+                slot < stop * slots_per_hour,
             )
         )
         for slot_number, visitor in rows.all():
-            built[(slot_number // slots_per_period, ANY_ACTIVITY)][0].add(visitor)
+            built[(slot_number // slots_per_hour, ANY_ACTIVITY)][0].add(visitor)
         completions = await session.execute(
-            select(period_of, col(GoalCompletion.goal_id), col(GoalCompletion.visitor_id)).where(
+            select(hour_of, col(GoalCompletion.goal_id), col(GoalCompletion.visitor_id)).where(
                 col(GoalCompletion.site_id) == site_id,
-                at >= _at(first * span),
-                at < _at(stop * span),
+                at >= _at(first * HOUR),
+                at < _at(stop * HOUR),
             )
         )
-        for period, goal_id, visitor in completions.all():
-            bitmap, count = built.setdefault((int(period), goal_id), (BitMap(), 0))
+        for hour, goal_id, visitor in completions.all():
+            bitmap, count = built.setdefault((int(hour), goal_id), (BitMap(), 0))
             bitmap.add(visitor)
-            built[(int(period), goal_id)] = (bitmap, count + 1)
+            built[(int(hour), goal_id)] = (bitmap, count + 1)
     return built
+
+
+def _days_from_hours(hours: Cached) -> Cached:
+    """Per (day, goal): the union of the hours' bitmaps and the sum of their completions."""
+    parts: dict[tuple[int, int], list[BitMap]] = defaultdict(list)
+    events: dict[tuple[int, int], int] = defaultdict(int)
+    for (hour, goal_id), (bitmap, count) in hours.items():
+        key = (hour * HOUR // DAY, goal_id)
+        parts[key].append(bitmap)
+        events[key] += count
+    return {key: (BitMap.union(*bitmaps), events[key]) for key, bitmaps in parts.items()}
 
 
 async def _store(
@@ -270,7 +282,7 @@ async def _store(
                     span=span,
                     period=period,
                     goal_id=goal_id,
-                    version=versions.get(period * span // DAY, 0),
+                    version=versions[period],
                     events=count,
                     visitors=bitmap.serialize(),
                 )
@@ -280,6 +292,25 @@ async def _store(
         logger.warning("could not cache activity bitmaps for %s: %s", site_id, exc)
 
 
+async def _versions(
+    session: AsyncSession, site_id: str, span: int, periods: Sequence[int]
+) -> dict[int, int]:
+    """The version of each period: its hour's, or for a day the sum over its 24 hours."""
+    per_hour = span // HOUR
+    rows = await session.execute(
+        select(col(HourVersion.hour), col(HourVersion.version)).where(
+            col(HourVersion.site_id) == site_id,
+            col(HourVersion.hour) >= periods[0] * per_hour,
+            col(HourVersion.hour) < (periods[-1] + 1) * per_hour,
+        )
+    )
+    versions = dict.fromkeys(periods, 0)
+    for hour, version in rows.all():
+        if hour // per_hour in versions:
+            versions[hour // per_hour] += version
+    return versions
+
+
 async def _cached(
     session: AsyncSession,
     site_id: str,
@@ -287,19 +318,15 @@ async def _cached(
     periods: Sequence[int],
     goal_ids: set[int] | None,
 ) -> Cached:
-    """Bitmaps per (period, goal) of whole periods: cached, or rebuilt when missing or stale."""
+    """Bitmaps per (period, goal) of whole periods: cached, or rebuilt when missing or stale.
+
+    A stale hour is rebuilt from the raw rows; a stale day from its 24 hours, themselves read
+    from the cache or rebuilt, so a backdated write costs one hour of raw rows, not a day's.
+    """
     if not periods:
         return {}
-    first, last = periods[0], periods[-1]
     # Versions first, then data: see the module docstring.
-    version_rows = await session.execute(
-        select(col(DayVersion.day), col(DayVersion.version)).where(
-            col(DayVersion.site_id) == site_id,
-            col(DayVersion.day) >= first * span // DAY,
-            col(DayVersion.day) <= last * span // DAY,
-        )
-    )
-    versions = {int(day): int(version) for day, version in version_rows.all()}
+    versions = await _versions(session, site_id, span, periods)
     query = select(
         col(ActivityBitmap.period),
         col(ActivityBitmap.goal_id),
@@ -309,29 +336,34 @@ async def _cached(
     ).where(
         col(ActivityBitmap.site_id) == site_id,
         col(ActivityBitmap.span) == span,
-        col(ActivityBitmap.period) >= first,
-        col(ActivityBitmap.period) <= last,
+        col(ActivityBitmap.period).in_(periods),
     )
     if goal_ids is not None:
         query = query.where(col(ActivityBitmap.goal_id).in_({ANY_ACTIVITY, *goal_ids}))
-    wanted = set(periods)
     result: Cached = {}
     fresh: set[int] = set()
     for period, goal_id, version, events, blob in (await session.execute(query)).all():
-        if period in wanted and version == versions.get(period * span // DAY, 0):
+        if period in versions and version == versions[period]:
             result[(period, goal_id)] = (BitMap.deserialize(blob), events)
             if goal_id == ANY_ACTIVITY:
                 fresh.add(period)
     stale = [period for period in periods if period not in fresh]
-    if stale:
-        result = {key: value for key, value in result.items() if key[0] in fresh}
-        built = await _build(session, site_id, span, stale)
-        await _store(session, site_id, span, built, versions)
-        result.update(
-            (key, value)
-            for key, value in built.items()
-            if goal_ids is None or key[1] in goal_ids or key[1] == ANY_ACTIVITY
-        )
+    if not stale:
+        return result
+    result = {key: value for key, value in result.items() if key[0] in fresh}
+    if span == HOUR:
+        built = await _build_hours(session, site_id, stale)
+    else:
+        hours = [hour for day in stale for hour in range(day * 24, day * 24 + 24)]
+        built = _days_from_hours(await _cached(session, site_id, HOUR, hours, goal_ids=None))
+        for day in stale:
+            built.setdefault((day, ANY_ACTIVITY), (BitMap(), 0))
+    await _store(session, site_id, span, built, versions)
+    result.update(
+        (key, value)
+        for key, value in built.items()
+        if goal_ids is None or key[1] in goal_ids or key[1] == ANY_ACTIVITY
+    )
     return result
 
 

@@ -214,14 +214,14 @@ class IdempotencyRecord(SQLModel, table=True):
     created_at: datetime = _at(index=True)
 
 
-class DayVersion(SQLModel, table=True):
-    """Bumped whenever an event lands on a UTC day that is already over (a backdated write),
-    so that day's cached bitmaps are known to be stale."""
+class HourVersion(SQLModel, table=True):
+    """Bumped whenever an event lands on a UTC hour that is already over (a backdated write),
+    so that hour's cached bitmaps, and its day's, are known to be stale."""
 
-    __tablename__ = "day_version"
+    __tablename__ = "hour_version"
 
     site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
-    day: int = Field(primary_key=True)
+    hour: int = Field(primary_key=True)
     version: int = Field(default=0)
 
 
@@ -230,8 +230,9 @@ class ActivityBitmap(SQLModel, table=True):
     any activity (``goal_id`` 0) or completions of one goal, with its completion count in
     ``events``. ``period`` is the period's start in Unix seconds divided by ``span`` seconds.
 
-    Derived data, built from the raw tables on first read and rebuilt when ``version`` falls
-    behind the ``day_version`` of the UTC day holding the period; never the source of truth.
+    Derived data: an hour is built from the raw tables, a day from its 24 hours, on first read;
+    either is rebuilt when ``version`` differs from its ``hour_version`` (for a day, the sum over
+    its hours). Never the source of truth.
     """
 
     __tablename__ = "activity_bitmap"

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from datasaas.storage.activity import touch_day
+from datasaas.storage.activity import touch_hour
 from datasaas.storage.models import Visitor, VisitorSlot
 from datasaas.storage.sql import insert_ignore, slot_of
 
@@ -55,7 +55,7 @@ async def mark_active(
     session: AsyncSession, *, site_id: str, visitor_id: int, at: datetime
 ) -> None:
     """Record that a visitor was active in the 15-minute slot containing ``at``."""
-    await touch_day(session, site_id=site_id, at=at)
+    await touch_hour(session, site_id=site_id, at=at)
     await session.execute(
         insert_ignore(
             session,
