@@ -21,9 +21,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pyroaring import BitMap
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -220,6 +221,12 @@ def _runs(periods: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
+def _in_runs(column: Any, periods: Sequence[int]) -> ColumnElement[bool]:
+    """``column`` within the contiguous runs of ``periods``: two parameters a run, not one a
+    period, so that years of hours stay far below the drivers' parameter limits."""
+    return or_(*(and_(column >= first, column < stop) for first, stop in _runs(periods)))
+
+
 async def _build_hours(session: AsyncSession, site_id: str, hours: Sequence[int]) -> Cached:
     """Bitmaps (and completion counts) per (hour, goal) computed from the raw tables."""
     built: Cached = {(h, ANY_ACTIVITY): (BitMap(), 0) for h in hours}
@@ -273,7 +280,7 @@ async def _store(
                 delete(ActivityBitmap).where(
                     col(ActivityBitmap.site_id) == site_id,
                     col(ActivityBitmap.span) == span,
-                    col(ActivityBitmap.period).in_(periods),
+                    _in_runs(col(ActivityBitmap.period), periods),
                 )
             )
             writer.add_all(
@@ -336,7 +343,7 @@ async def _cached(
     ).where(
         col(ActivityBitmap.site_id) == site_id,
         col(ActivityBitmap.span) == span,
-        col(ActivityBitmap.period).in_(periods),
+        _in_runs(col(ActivityBitmap.period), periods),
     )
     if goal_ids is not None:
         query = query.where(col(ActivityBitmap.goal_id).in_({ANY_ACTIVITY, *goal_ids}))

@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from datasaas.storage.activity import touch_hour
 from datasaas.storage.models import Pageview, Visitor, VisitorSlot
 from datasaas.storage.sql import insert_ignore, slot_of
 
@@ -91,6 +92,9 @@ async def insert_pageviews(session: AsyncSession, rows: Sequence[dict[str, Any]]
     """Insert many pageviews (each row: the ``pageview`` columns) and mark their visitors active."""
     for chunk in _chunks(rows):
         await session.execute(insert(Pageview), list(chunk))
+    # Backdated activity: cached bitmaps of those hours must be rebuilt (one bump per hour).
+    for row in rows:
+        await touch_hour(session, site_id=row["site_id"], at=row["occurred_at"])
     slots = {(row["site_id"], slot_of(row["occurred_at"]), row["visitor_id"]) for row in rows}
     ordered = sorted(slots)
     for slot_chunk in _chunks(ordered):

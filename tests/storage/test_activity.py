@@ -163,3 +163,39 @@ def test_plan_uses_days_then_hours_then_raw_windows() -> None:
         (at("2026-03-20T09:10:00"), at("2026-03-20T10:00:00")),
         (at("2026-03-20T11:00:00"), at("2026-03-20T12:00:00")),
     ]
+
+
+async def test_years_long_range_on_a_cold_cache(database: Database) -> None:
+    # Tens of thousands of hours to build: parameters must not grow with the number of hours.
+    await make_site(database)
+    await make_pageview(database, visitor_id="old", at=at("2022-06-01T10:00:00"))
+    await make_pageview(database, visitor_id="new", at=at("2026-02-01T10:00:00"))
+    start, end = at("2021-01-01T00:00:00"), at("2026-02-28T23:59:59.999999")
+    assert await count(database, start, end) == 2
+    assert await count(database, start, end) == 2  # and again, from the cache
+
+
+async def test_bulk_demo_pageviews_invalidate_cached_hours(database: Database) -> None:
+    from datasaas.storage import events, visitors
+
+    await make_site(database)
+    await make_pageview(database, visitor_id="a", at=at("2026-03-02T10:00:00"))
+    start, end = at("2026-03-02T00:00:00"), at("2026-03-02T23:59:59.999999")
+    assert await count(database, start, end) == 1
+    async with database.write() as session:
+        key = await visitors.visitor_key(
+            session, site_id="ds_test", uid="b", seen_at=at("2026-03-02T11:00:00")
+        )
+        await events.insert_pageviews(
+            session,
+            [
+                {
+                    "site_id": "ds_test",
+                    "visitor_id": key,
+                    "session_id": "s",
+                    "occurred_at": at("2026-03-02T11:00:00"),
+                    "url": "https://example.com/",
+                }
+            ],
+        )
+    assert await count(database, start, end) == 2
