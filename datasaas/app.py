@@ -15,12 +15,13 @@ from sqlalchemy import text
 
 from datasaas import __version__
 from datasaas.config import Settings, get_settings
+from datasaas.deps import request_client_ip
 from datasaas.ratelimit import RateLimiter, RateLimitState
 from datasaas.rest_compat.errors import error_body, install_error_handlers
 from datasaas.rest_compat.routes import router as rest_router
 from datasaas.schema.router import create_graphql_router
 from datasaas.storage.engine import Database
-from datasaas.tracking.attribution import GeoResolver, client_ip
+from datasaas.tracking.attribution import GeoResolver
 from datasaas.tracking.routes import router as events_router
 
 logger = logging.getLogger("datasaas")
@@ -33,14 +34,6 @@ Goals & revenue analytics. REST routes under `/api/v1` are compatible with the D
 the same data is available over GraphQL at `/graphql`. Authenticate with
 `Authorization: Bearer ds_live_...`. Errors use `{"error": {"code", "message", "details?"}}`.
 """
-
-
-def request_client_ip(request: Request) -> str:
-    """Return the client address: the socket peer, or X-Forwarded-For from a trusted proxy."""
-    settings: Settings = request.app.state.settings
-    peer = request.client.host if request.client else None
-    ip = client_ip(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks)
-    return ip or "unknown"
 
 
 async def _answer(
@@ -70,7 +63,7 @@ async def _rate_limit(
         if scheme.lower() == "bearer" and secret.strip():
             namespace, identity = "key", hashlib.sha256(secret.strip().encode()).hexdigest()
         else:
-            namespace, identity = "ip", request_client_ip(request)
+            namespace, identity = "ip", request_client_ip(request) or "unknown"
         if request.url.path in PROBES:
             # Probes report the budget but never spend it: an orchestrator must not see 429.
             state = await limiter.peek(namespace, identity, settings.rate_limit_per_minute)

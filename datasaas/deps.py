@@ -11,10 +11,18 @@ from datasaas.config import Settings
 from datasaas.ratelimit import RateLimiter
 from datasaas.resolvers.sites import Principal, authenticate
 from datasaas.storage.engine import Database
+from datasaas.tracking.attribution import client_ip
 
 # Declared for OpenAPI (the "Authorize" button in /docs); the raw header is parsed by the
 # resolvers so that REST and GraphQL share one set of messages.
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `ds_live_...`")
+
+
+def request_client_ip(request: Request) -> str | None:
+    """Return the client address: the socket peer, or X-Forwarded-For from a trusted proxy."""
+    settings: Settings = request.app.state.settings
+    peer = request.client.host if request.client else None
+    return client_ip(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks)
 
 
 def get_database(request: Request) -> Database:

@@ -72,11 +72,7 @@ def covers(paid_at: datetime, at: datetime) -> bool:
 async def mrr_minor(session: AsyncSession, *, site_id: str, at: datetime) -> int:
     """Monthly recurring revenue at an instant, net of refunds naming the covering payments."""
     surely, band = await payment_store.recurring_covering(session, site_id=site_id, at=at)
-    return surely + sum(
-        max(0, s.reporting_amount_minor - s.refunded_reporting_minor)
-        for s in band
-        if covers(s.paid_at, at)
-    )
+    return surely + sum(max(0, s.net_minor) for s in band if covers(s.paid_at, at))
 
 
 async def revenue_summary(session: AsyncSession, *, site: Site, period: Period) -> RevenueSummary:

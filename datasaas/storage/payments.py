@@ -28,11 +28,10 @@ class RevenueTotals:
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """A recurring payment that may cover an instant, with what was refunded of it."""
+    """A recurring payment that may cover an instant: when it was paid, net of its refunds."""
 
     paid_at: datetime
-    reporting_amount_minor: int
-    refunded_reporting_minor: int
+    net_minor: int
 
 
 async def get_payment(
@@ -141,7 +140,7 @@ async def recurring_covering(
     band = await session.execute(
         select(recent.c.paid_at, recent.c.net).where(recent.c.paid_at <= surely)
     )
-    return int(total or 0), [Subscription(row[0], int(row[1]), 0) for row in band.all()]
+    return int(total or 0), [Subscription(row[0], int(row[1])) for row in band.all()]
 
 
 async def revenue_by_granule(

@@ -26,13 +26,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from datasaas.config import Settings
+from datasaas.deps import request_client_ip
 from datasaas.errors import DomainError, RateLimited
 from datasaas.ratelimit import RateLimiter
 from datasaas.resolvers import events as event_resolvers
 from datasaas.rest_compat.errors import error_response
 from datasaas.rest_compat.models import ErrorEnvelope
 from datasaas.storage.engine import Database
-from datasaas.tracking.attribution import GeoResolver, client_ip, parse_user_agent
+from datasaas.tracking.attribution import GeoResolver, parse_user_agent
 from datasaas.tracking.ingest import MAX_BATCH, batch_cost, parse_events, read_body
 
 router = APIRouter(tags=["tracking"])
@@ -172,11 +173,6 @@ async def tracker_script(request: Request) -> Response:
     return Response(script.body, media_type="application/javascript", headers=headers)
 
 
-def _client_address(request: Request, settings: Settings) -> str | None:
-    peer = request.client.host if request.client else None
-    return client_ip(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks)
-
-
 async def _spend(request: Request, ip: str | None, cost: int) -> None:
     """Charge ``cost`` events to the client IP; RateLimited when over the per-minute budget."""
     settings: Settings = request.app.state.settings
@@ -193,11 +189,10 @@ async def _spend(request: Request, ip: str | None, cost: int) -> None:
 
 
 async def _ingest(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
     database: Database = request.app.state.database
     geo: GeoResolver = request.app.state.geo
 
-    ip = _client_address(request, settings)
+    ip = request_client_ip(request)
     # Charge one event before reading the body, so that every answer (413 and 415 included)
     # counts and carries the RateLimit headers; the rest of a batch is charged once parsed.
     await _spend(request, ip, 1)
