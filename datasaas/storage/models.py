@@ -244,3 +244,12 @@ class ActivityBitmap(SQLModel, table=True):
     version: int
     events: int
     visitors: bytes = Field(sa_type=LargeBinary)
+
+
+class HealthCheck(SQLModel, table=True):
+    """One row per process-probe name, upserted by ``/readyz`` to prove the database takes writes."""
+
+    __tablename__ = "health_check"
+
+    name: str = Field(primary_key=True, max_length=64)
+    checked_at: datetime = _at()
