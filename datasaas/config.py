@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from datasaas.storage.engine import PoolOptions
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/datasaas.db"
 
 
@@ -23,6 +25,16 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     rate_limit_per_minute: int = 600
     events_rate_limit_per_minute: int = 100
+    auth_failures_per_minute: int = 30
+    """Failed authentications allowed per client IP and minute before 429 (no lookup then)."""
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+    db_pool_timeout: float = 10.0
+    db_connect_timeout: float = 5.0
+    max_header_bytes: int = 16_384
+    """Request line plus headers, per request; larger requests get 431 and are closed."""
+    header_timeout: float = 10.0
+    """Seconds a client has to send a request's headers before the connection is closed."""
     graphql_introspection: bool = True
     log_level: str = "info"
 
@@ -37,6 +49,16 @@ class Settings(BaseSettings):
         for part in _split(value):
             ipaddress.ip_network(part, strict=False)
         return value
+
+    @property
+    def pool_options(self) -> PoolOptions:
+        """The database pool's sizing and timeouts."""
+        return PoolOptions(
+            size=self.db_pool_size,
+            max_overflow=self.db_max_overflow,
+            timeout=self.db_pool_timeout,
+            connect_timeout=self.db_connect_timeout,
+        )
 
     @property
     def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

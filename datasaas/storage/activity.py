@@ -8,6 +8,10 @@ backdated write bumps the ``hour_version`` of its hour, so only that hour is reb
 and its day re-unioned. Raw windows come from ``visitor_slot`` (whole 15-minute slots) and the
 event tables (the part of a slot a range cuts). Every count is exact.
 
+Rebuilt periods are stored by the database's :class:`ActivityCache`: in the background, on a
+write session of their own, after the request answered from what it built on its own connection;
+requests needing the same stale periods share one build.
+
 Why the rebuild is safe without locks: a reader reads the versions *before* the data it builds
 from, so any write committed after that read has bumped the version and the stored bitmap
 is stale-marked from birth. Writes to the current UTC hour never bump; periods are only cached
@@ -16,19 +20,21 @@ once they ended more than ``CACHE_GRACE`` ago, longer than any write transaction
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pyroaring import BitMap
-from sqlalchemy import ColumnElement, and_, delete, or_, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from datasaas.storage.faults import describe_error
 from datasaas.storage.models import (
     SLOT_SECONDS,
     ActivityBitmap,
@@ -269,34 +275,126 @@ def _days_from_hours(hours: Cached) -> Cached:
     return {key: (BitMap.union(*bitmaps), events[key]) for key, bitmaps in parts.items()}
 
 
-async def _store(
-    session: AsyncSession, site_id: str, span: int, built: Cached, versions: dict[int, int]
+_STORE_CHUNK = 500
+"""Rows per INSERT when caching: 7 parameters a row stays far below every driver's limit."""
+
+
+async def store_built(
+    session: AsyncSession, *, site_id: str, span: int, built: Cached, versions: dict[int, int]
 ) -> None:
-    """Persist freshly built bitmaps in a transaction of their own; a failure only costs speed."""
-    periods = sorted({period for period, _ in built})
-    try:
-        async with AsyncSession(session.bind) as writer, writer.begin():
-            await writer.execute(
-                delete(ActivityBitmap).where(
-                    col(ActivityBitmap.site_id) == site_id,
-                    col(ActivityBitmap.span) == span,
-                    _in_runs(col(ActivityBitmap.period), periods),
-                )
+    """Upsert freshly built bitmaps; a row already cached at the same or a newer version wins.
+
+    Concurrent builders of the same period (other requests, other workers) therefore never
+    collide on the primary key, and a slow builder cannot overwrite a newer build.
+    """
+    rows = [
+        {
+            "site_id": site_id,
+            "span": span,
+            "period": period,
+            "goal_id": goal_id,
+            "version": versions[period],
+            "events": count,
+            "visitors": bitmap.serialize(),
+        }
+        for (period, goal_id), (bitmap, count) in built.items()
+    ]
+    insert = dialect_insert(session)
+    for first in range(0, len(rows), _STORE_CHUNK):
+        statement = insert(ActivityBitmap).values(rows[first : first + _STORE_CHUNK])
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["site_id", "span", "period", "goal_id"],
+                set_={
+                    "version": statement.excluded.version,
+                    "events": statement.excluded.events,
+                    "visitors": statement.excluded.visitors,
+                },
+                where=col(ActivityBitmap.version) < statement.excluded.version,
             )
-            writer.add_all(
-                ActivityBitmap(
-                    site_id=site_id,
-                    span=span,
-                    period=period,
-                    goal_id=goal_id,
-                    version=versions[period],
-                    events=count,
-                    visitors=bitmap.serialize(),
+        )
+
+
+FlightKey = tuple[str, int, tuple[int, ...], tuple[int, ...]]
+
+
+class ActivityCache:
+    """Per process: one build per stale set of periods at a time, stored off the request path.
+
+    A request that finds periods stale builds them on its own connection (it already holds one)
+    and answers from the result; storing happens afterwards in a background task on a write
+    session of its own, at most one at a time, so a request never waits for a second
+    connection while holding the first: the pool cannot deadlock on a cold cache. Requests that
+    need the same stale periods at the same versions wait for the first builder's result
+    instead of building again (single flight).
+    """
+
+    MAX_PENDING = 64
+
+    def __init__(self, writer: Callable[[], AbstractAsyncContextManager[AsyncSession]]) -> None:
+        self._writer = writer
+        self._flights: dict[FlightKey, asyncio.Future[Cached]] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+        self._one_writer: asyncio.Lock | None = None
+
+    async def build(self, key: FlightKey, build: Callable[[], Awaitable[Cached]]) -> Cached:
+        """The bitmaps of ``key``'s periods: from a build already under way, or built now."""
+        flight = self._flights.get(key)
+        if flight is not None:
+            await asyncio.wait([flight])  # raises only if *this* request is cancelled
+            if not flight.cancelled() and flight.exception() is None:
+                return flight.result()
+            # The first builder failed or went away: build for ourselves.
+        flight = asyncio.get_running_loop().create_future()
+        self._flights[key] = flight
+        try:
+            built = await build()
+        except BaseException:
+            flight.cancel()  # waiters see it and build for themselves
+            raise
+        finally:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        flight.set_result(built)
+        return built
+
+    def store_later(
+        self, *, site_id: str, span: int, built: Cached, versions: dict[int, int]
+    ) -> None:
+        """Persist built bitmaps in the background; a failure or a full queue only costs speed."""
+        if len(self._pending) >= self.MAX_PENDING:
+            logger.warning("activity cache writes are backed up; not caching %s now", site_id)
+            return
+        task = asyncio.create_task(self._store(site_id, span, built, dict(versions)))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _store(
+        self, site_id: str, span: int, built: Cached, versions: dict[int, int]
+    ) -> None:
+        if self._one_writer is None:
+            self._one_writer = asyncio.Lock()
+        async with self._one_writer:
+            try:
+                async with self._writer() as session:
+                    await store_built(
+                        session, site_id=site_id, span=span, built=built, versions=versions
+                    )
+            except Exception as exc:  # derived data: never let caching fail anything
+                logger.warning(
+                    "could not cache activity bitmaps for %s: %s",
+                    site_id,
+                    describe_error(exc),
                 )
-                for (period, goal_id), (bitmap, count) in built.items()
-            )
-    except SQLAlchemyError as exc:
-        logger.warning("could not cache activity bitmaps for %s: %s", site_id, exc)
+
+    async def drain(self) -> None:
+        """Wait until every background store has finished."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+
+CACHE_KEY = "datasaas_activity_cache"
+"""``Session.info`` key of the :class:`ActivityCache` of the session's database."""
 
 
 async def _versions(
@@ -358,14 +456,23 @@ async def _cached(
     if not stale:
         return result
     result = {key: value for key, value in result.items() if key[0] in fresh}
-    if span == HOUR:
-        built = await _build_hours(session, site_id, stale)
-    else:
+
+    async def build() -> Cached:
+        if span == HOUR:
+            return await _build_hours(session, site_id, stale)
         hours = [hour for day in stale for hour in range(day * 24, day * 24 + 24)]
-        built = _days_from_hours(await _cached(session, site_id, HOUR, hours, goal_ids=None))
+        days = _days_from_hours(await _cached(session, site_id, HOUR, hours, goal_ids=None))
         for day in stale:
-            built.setdefault((day, ANY_ACTIVITY), (BitMap(), 0))
-    await _store(session, site_id, span, built, versions)
+            days.setdefault((day, ANY_ACTIVITY), (BitMap(), 0))
+        return days
+
+    cache: ActivityCache | None = session.info.get(CACHE_KEY)
+    if cache is None:  # a session not made by Database: compute, cache nothing
+        built = await build()
+    else:
+        key = (site_id, span, tuple(stale), tuple(versions[period] for period in stale))
+        built = await cache.build(key, build)
+        cache.store_later(site_id=site_id, span=span, built=built, versions=versions)
     result.update(
         (key, value)
         for key, value in built.items()

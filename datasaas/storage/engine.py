@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from datasaas.storage.activity import CACHE_KEY, ActivityCache
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_OPTION = "datasaas_sqlite_begin"
@@ -55,23 +58,50 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-class Database:
-    """The engine plus two session factories: deferred reads and serialised (immediate) writes."""
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    """Connection pool sizing and timeouts (from ``Settings``; defaults suit one small worker)."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    size: int = 5
+    max_overflow: int = 10
+    timeout: float = 10.0
+    """Seconds a request waits for a free connection before it is answered 503."""
+    connect_timeout: float = 5.0
+    """Seconds to establish a PostgreSQL connection before giving up (503)."""
+
+
+class Database:
+    """The engine plus two session factories: deferred reads and serialised (immediate) writes.
+
+    Errors never carry bound parameters (``hide_parameters``): logs hold no bitmaps or secrets.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False, pool: PoolOptions | None = None) -> None:
         self.url = url
         self.is_sqlite = is_sqlite(url)
-        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": not self.is_sqlite}
+        pool = pool or PoolOptions()
+        kwargs: dict[str, Any] = {
+            "echo": echo,
+            "hide_parameters": True,
+            "pool_pre_ping": not self.is_sqlite,
+            "pool_size": pool.size,
+            "max_overflow": pool.max_overflow,
+            "pool_timeout": pool.timeout,
+        }
         if self.is_sqlite:
             _ensure_sqlite_directory(url)
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        else:
+            kwargs["connect_args"] = {"timeout": pool.connect_timeout}
         self.engine = create_async_engine(url, **kwargs)
         write_engine = self.engine
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine)
             write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-        self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._writer = async_sessionmaker(write_engine, expire_on_commit=False)
+        self.activity_cache = ActivityCache(self.write)
+        info = {CACHE_KEY: self.activity_cache}
+        self._reader = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
+        self._writer = async_sessionmaker(write_engine, expire_on_commit=False, info=info)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -86,5 +116,6 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Finish pending cache writes, then close every pooled connection."""
+        await self.activity_cache.drain()
         await self.engine.dispose()

@@ -61,8 +61,12 @@ async def read_key(database: Database, key: IssuedKey) -> IssuedKey:
 
 
 @pytest.fixture
-def graphql(client: httpx.AsyncClient, key: IssuedKey) -> GraphQL:
-    """POST a GraphQL operation (with the Read & Write key unless ``headers`` says otherwise)."""
+def graphql(client: httpx.AsyncClient, key: IssuedKey, app: FastAPI) -> GraphQL:
+    """POST a GraphQL operation (with the Read & Write key unless ``headers`` says otherwise).
+
+    Waits for the background work the request left (caching activity bitmaps), so statement
+    counts and the database's state after a call do not depend on timing.
+    """
 
     async def call(
         query: str,
@@ -76,6 +80,7 @@ def graphql(client: httpx.AsyncClient, key: IssuedKey) -> GraphQL:
         response = await client.post(
             "/graphql", json=payload, headers=bearer(key) if headers is None else headers
         )
+        await app.state.database.activity_cache.drain()
         return Answer(response.status_code, response.headers, response.json())
 
     return call

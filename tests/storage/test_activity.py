@@ -37,10 +37,13 @@ async def naive_visitors(database: Database, start: datetime, end: datetime) -> 
 
 
 async def count(database: Database, start: datetime, end: datetime) -> int:
+    """Visitors in the range; returns once the bitmaps it built are cached."""
     async with database.read() as session:
-        return await activity.count_visitors(
+        visitors = await activity.count_visitors(
             session, site_id="ds_test", start=start, end=end, now=NOW
         )
+    await database.activity_cache.drain()
+    return visitors
 
 
 async def test_random_ranges_match_the_definition(database: Database) -> None:
@@ -125,6 +128,7 @@ async def test_goal_activity_counts_completions_and_uniques_across_cache_and_edg
             end=at("2026-03-20T03:59:59.999999"),
             now=NOW,
         )
+    await database.activity_cache.drain()
     (goal_id,) = result.completions
     assert result.completions[goal_id] == 4
     assert len(result.visitors[goal_id]) == 3
