@@ -93,6 +93,7 @@ def serve(
     import uvicorn
 
     from datasaas.demo import ensure_demo
+    from datasaas.server import GatewayHttpProtocol
 
     async def work(database: Database) -> None:
         if demo:
@@ -108,6 +109,9 @@ def serve(
         workers=workers,
         log_level=get_settings().log_level,
         proxy_headers=False,
+        # Header size and header read time are bounded by our protocol (datasaas.server).
+        http=GatewayHttpProtocol,
+        timeout_keep_alive=5,
     )
 
 

@@ -99,3 +99,20 @@ class RateLimited(DomainError):
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (the database) cannot serve now; retry after ``retry_after`` seconds (503)."""
+
+    code = "service_unavailable"
+    status = 503
+    graphql_code = "SERVICE_UNAVAILABLE"
+
+    def __init__(
+        self,
+        message: str = "The service is temporarily unavailable; retry later.",
+        *,
+        retry_after: int = 5,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

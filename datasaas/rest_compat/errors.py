@@ -15,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from datasaas.errors import DomainError, FieldError, RateLimited
+from datasaas.errors import DomainError, FieldError, RateLimited, ServiceUnavailable
+from datasaas.storage.faults import describe_error, is_unavailable
 
 logger = logging.getLogger("datasaas")
 
@@ -45,7 +46,7 @@ def error_response(exc: DomainError, headers: dict[str, str] | None = None) -> J
     headers = dict(headers or {})
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | ServiceUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
     return JSONResponse(
         error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers
@@ -89,9 +90,26 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+def unexpected_error_response(request: Request, exc: BaseException) -> JSONResponse:
+    """Answer an exception no handler expected: 503 for an outage, else a logged 500.
+
+    An outage (database unreachable, pool exhausted, disk full) is retryable, so clients and
+    load balancers are told so; anything else is a bug and keeps its traceback in the log only.
+    """
+    if is_unavailable(exc):
+        logger.warning(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            describe_error(exc),
+        )
+        return error_response(ServiceUnavailable())
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body("internal_error", "Internal server error."), status_code=500)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    return unexpected_error_response(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

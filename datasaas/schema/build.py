@@ -27,6 +27,7 @@ from datasaas.schema.extensions import (
 from datasaas.schema.mutation import Mutation
 from datasaas.schema.query import Query
 from datasaas.schema.scalars import SCALAR_MAP
+from datasaas.storage.faults import describe_error, is_unavailable
 
 logger = logging.getLogger("datasaas")
 
@@ -74,7 +75,14 @@ class GatewaySchema(strawberry.Schema):
     ) -> None:
         """Log unexpected errors with their traceback; refusals we meant to give are not logged."""
         for error in errors:
-            if is_unexpected(error):
+            if is_unexpected(error) and error.original_error is not None:
+                if is_unavailable(error.original_error):
+                    logger.warning(
+                        "database unavailable in GraphQL %s: %s",
+                        ".".join(map(str, error.path or [])) or "operation",
+                        describe_error(error.original_error),
+                    )
+                    continue
                 logger.error(
                     "unhandled error in GraphQL %s: %s",
                     ".".join(map(str, error.path or [])) or "operation",

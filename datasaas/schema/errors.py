@@ -9,6 +9,8 @@ Every error leaves with ``extensions.code``:
   (including the depth and alias limits) are ``BAD_USER_INPUT`` (the contract's closed list of
   codes), with ``extensions.reason`` ``GRAPHQL_PARSE_FAILED`` or ``GRAPHQL_VALIDATION_FAILED``;
 - variable values that do not fit their declared types are ``BAD_USER_INPUT``;
+- the database being unavailable (unreachable, pool exhausted, disk full) is
+  ``SERVICE_UNAVAILABLE``, answered with HTTP 503 and ``Retry-After`` by the router;
 - anything else is logged with its traceback and replaced by "Internal server error."
   (``INTERNAL_SERVER_ERROR``), so no internals reach the client.
 
@@ -23,12 +25,14 @@ from typing import Any
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.utils.str_converters import to_camel_case
 
-from datasaas.errors import DomainError
+from datasaas.errors import DomainError, ServiceUnavailable
+from datasaas.storage.faults import is_unavailable
 
 PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+SERVICE_UNAVAILABLE = ServiceUnavailable.graphql_code
 INTERNAL_MESSAGE = "Internal server error."
 
 
@@ -76,6 +80,15 @@ def translate(error: GraphQLError) -> GraphQLError:
         return with_code(error, original.graphql_code, message=original.message, **details)
     if isinstance(error, GraphQLSyntaxError):
         return with_code(error, BAD_USER_INPUT, reason=PARSE_FAILED)
+    if original is not None and is_unavailable(original):
+        return GraphQLError(
+            ServiceUnavailable().message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": SERVICE_UNAVAILABLE},
+        )
     if is_unexpected(error):
         return GraphQLError(
             INTERNAL_MESSAGE,

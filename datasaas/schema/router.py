@@ -4,7 +4,8 @@ HTTP statuses (the contract fixes 401/403 for ``/graphql`` like REST; the rest i
 HTTP with ``application/json`` responses):
 
 - 401 (with ``WWW-Authenticate: Bearer``) when any error is ``UNAUTHENTICATED``; otherwise 403
-  when any error is ``FORBIDDEN``. The body is the normal GraphQL response either way.
+  when any error is ``FORBIDDEN``; otherwise 503 (with ``Retry-After``) when any error is
+  ``SERVICE_UNAVAILABLE``. The body is the normal GraphQL response either way.
 - 200 for every other executed request, errors included (``BAD_USER_INPUT``, parse and
   validation failures, ``INTERNAL_SERVER_ERROR``): they are in ``errors`` with ``extensions.code``,
   possibly beside partial ``data``.
@@ -33,10 +34,11 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types.unset import UNSET
 
 from datasaas.config import Settings
+from datasaas.errors import ServiceUnavailable
 from datasaas.money import load_json_exact
 from datasaas.schema.build import build_schema
 from datasaas.schema.context import Context, get_context
-from datasaas.schema.errors import BAD_USER_INPUT
+from datasaas.schema.errors import BAD_USER_INPUT, SERVICE_UNAVAILABLE
 from datasaas.schema.extensions import MAX_BATCH_OPERATIONS, MAX_QUERY_LENGTH
 
 # A full batch of maximal documents, plus room for variables.
@@ -74,7 +76,7 @@ query Overview {{
 """
 DEFAULT_HEADERS = '{"Authorization": "Bearer ds_live_..."}'
 
-_STATUS_BY_CODE = (("UNAUTHENTICATED", 401), ("FORBIDDEN", 403))
+_STATUS_BY_CODE = (("UNAUTHENTICATED", 401), ("FORBIDDEN", 403), (SERVICE_UNAVAILABLE, 503))
 
 
 def _error_codes(data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]) -> set[str]:
@@ -133,6 +135,8 @@ class GatewayGraphQLRouter(GraphQLRouter[Context, None]):
                 response.status_code = status
                 if status == 401:
                     response.headers["WWW-Authenticate"] = "Bearer"
+                if status == 503:
+                    response.headers["Retry-After"] = str(ServiceUnavailable().retry_after)
                 break
         return response
 
