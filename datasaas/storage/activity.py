@@ -337,8 +337,11 @@ class ActivityCache:
         self._pending: set[asyncio.Task[None]] = set()
         self._one_writer: asyncio.Lock | None = None
 
-    async def build(self, key: FlightKey, build: Callable[[], Awaitable[Cached]]) -> Cached:
-        """The bitmaps of ``key``'s periods: from a build already under way, or built now."""
+    async def build(
+        self, key: FlightKey, build: Callable[[], Awaitable[Cached]], versions: dict[int, int]
+    ) -> Cached:
+        """The bitmaps of ``key``'s periods: from a build already under way, or built now (and
+        then stored in the background, by this builder only)."""
         flight = self._flights.get(key)
         if flight is not None:
             await asyncio.wait([flight])  # raises only if *this* request is cancelled
@@ -356,6 +359,8 @@ class ActivityCache:
             if self._flights.get(key) is flight:
                 del self._flights[key]
         flight.set_result(built)
+        site_id, span, _, _ = key
+        self.store_later(site_id=site_id, span=span, built=built, versions=versions)
         return built
 
     def store_later(
@@ -471,8 +476,7 @@ async def _cached(
         built = await build()
     else:
         key = (site_id, span, tuple(stale), tuple(versions[period] for period in stale))
-        built = await cache.build(key, build)
-        cache.store_later(site_id=site_id, span=span, built=built, versions=versions)
+        built = await cache.build(key, build, versions)
     result.update(
         (key, value)
         for key, value in built.items()

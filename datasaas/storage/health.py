@@ -1,13 +1,21 @@
-"""Readiness checks: the database answers a read, and accepts (and commits) a write."""
+"""Readiness checks: the database answers a read, accepts (and commits) a write, and, for SQLite,
+its disk has room.
+
+The disk check is there because a tiny write can still commit on a full disk (SQLite reuses the
+pages of its write-ahead log) while every real write fails: free space below
+``MIN_FREE_BYTES`` is reported before that happens.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 from datetime import UTC, datetime
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from datasaas.storage.engine import Database
 from datasaas.storage.faults import describe_error
@@ -15,6 +23,7 @@ from datasaas.storage.models import HealthCheck
 from datasaas.storage.sql import dialect_insert
 
 CHECK_TIMEOUT_SECONDS = 3.0
+MIN_FREE_BYTES = 4 * 1024 * 1024
 _PROBE_NAME = f"{socket.gethostname()}:{os.getpid()}"[:64]
 
 
@@ -33,11 +42,23 @@ async def _write(database: Database) -> None:
         )
 
 
+async def _disk(database: Database) -> None:
+    path = make_url(database.url).database
+    if not database.is_sqlite or not path or path == ":memory:" or path.startswith("file:"):
+        return
+    free = await asyncio.to_thread(shutil.disk_usage, os.path.dirname(os.path.abspath(path)))
+    if free.free < MIN_FREE_BYTES:
+        raise OSError(f"{free.free // 1024} KiB free on the database's disk, under 4 MiB")
+
+
 async def readiness(database: Database) -> dict[str, str]:
-    """Each check's outcome: ``"ok"`` or ``"failed: <reason>"``; the write is tried only after
-    the read succeeded, each within ``CHECK_TIMEOUT_SECONDS``."""
+    """Each check's outcome: ``"ok"`` or ``"failed: <reason>"``; each check runs only after the
+    previous one succeeded, each within ``CHECK_TIMEOUT_SECONDS``."""
     checks: dict[str, str] = {}
-    for name, check in (("database", _read), ("write", _write)):
+    steps = [("database", _read), ("write", _write)]
+    if database.is_sqlite:
+        steps.append(("disk", _disk))
+    for name, check in steps:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
                 await check(database)
