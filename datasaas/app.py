@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.warning("readiness check failed: %s", failed)
         error = ServiceUnavailable(f"Not ready: {failed}.")
         return JSONResponse(
-            {**error_body(error.code, error.message), "checks": checks},
+            {"status": "unavailable", "checks": checks, **error_body(error.code, error.message)},
             status_code=error.status,
             headers={"Retry-After": str(error.retry_after)},
         )

@@ -31,10 +31,13 @@ class Settings(BaseSettings):
     db_max_overflow: int = 10
     db_pool_timeout: float = 10.0
     db_connect_timeout: float = 5.0
+    db_statement_timeout: float = 30.0
     max_header_bytes: int = 16_384
     """Request line plus headers, per request; larger requests get 431 and are closed."""
     header_timeout: float = 10.0
     """Seconds a client has to send a request's headers before the connection is closed."""
+    body_timeout: float = 30.0
+    """Seconds a client has, once its headers are in, to send the whole body."""
     graphql_introspection: bool = True
     log_level: str = "info"
 
@@ -58,6 +61,7 @@ class Settings(BaseSettings):
             max_overflow=self.db_max_overflow,
             timeout=self.db_pool_timeout,
             connect_timeout=self.db_connect_timeout,
+            statement_timeout=self.db_statement_timeout,
         )
 
     @property

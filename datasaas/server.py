@@ -3,8 +3,9 @@
 uvicorn bounds neither how large a request's headers may be (its httptools protocol accepts
 megabytes) nor how long a client may take to send them (a slow client holds its connection
 forever). Here a request whose request line and headers exceed ``max_header_bytes`` is answered
-431 and closed, and a connection that has not sent a request's complete headers within
-``header_timeout`` seconds of its first byte (or of connecting) is answered 408 and closed.
+431 and closed; a connection that has not sent a request's complete headers within
+``header_timeout`` seconds of its first byte (or of connecting), or its whole body within
+``body_timeout`` seconds of its headers, is answered 408 and closed.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         settings = get_settings()
         self._max_header_bytes = settings.max_header_bytes
         self._header_timeout = settings.header_timeout
+        self._body_timeout = settings.body_timeout
         self._header_bytes = 0
         self._header_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -41,8 +44,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the header clock."""
+        """Stop the clocks."""
         self._disarm()
+        self._disarm_body()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -62,9 +66,16 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        """The headers are in: no more clock for this request."""
+        """The headers are in: stop their clock, start the body's."""
         self._disarm()
+        if self._body_timeout > 0:
+            self._body_timer = self.loop.call_later(self._body_timeout, self._body_timed_out)
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        """The whole request is in: no more clock for it."""
+        self._disarm_body()
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a parser error, unless this protocol already refused."""
@@ -79,6 +90,18 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+
+    def _disarm_body(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self.cycle is not None and not self.cycle.response_started:
+            self._refuse(408)
+        elif not self.transport.is_closing():
+            self.transport.close()
 
     def _timed_out(self) -> None:
         self._header_timer = None

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from datasaas.errors import DomainError, FieldError, RateLimited, ServiceUnavailable
 from datasaas.storage.faults import describe_error, is_unavailable
@@ -96,6 +97,13 @@ def unexpected_error_response(request: Request, exc: BaseException) -> JSONRespo
     An outage (database unreachable, pool exhausted, disk full) is retryable, so clients and
     load balancers are told so; anything else is a bug and keeps its traceback in the log only.
     """
+    if isinstance(exc, ClientDisconnect):
+        # Nobody is there to read an answer; not a bug, so no traceback in the log.
+        logger.info("client disconnected during %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body("invalid_request", "The client disconnected before the body was sent."),
+            status_code=400,
+        )
     if is_unavailable(exc):
         logger.warning(
             "database unavailable on %s %s: %s",

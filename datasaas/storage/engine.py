@@ -68,6 +68,8 @@ class PoolOptions:
     """Seconds a request waits for a free connection before it is answered 503."""
     connect_timeout: float = 5.0
     """Seconds to establish a PostgreSQL connection before giving up (503)."""
+    statement_timeout: float = 30.0
+    """Seconds a PostgreSQL statement may take (a silent network, a stuck lock) before 503."""
 
 
 class Database:
@@ -92,7 +94,10 @@ class Database:
             _ensure_sqlite_directory(url)
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         else:
-            kwargs["connect_args"] = {"timeout": pool.connect_timeout}
+            kwargs["connect_args"] = {
+                "timeout": pool.connect_timeout,
+                "command_timeout": pool.statement_timeout,
+            }
         self.engine = create_async_engine(url, **kwargs)
         write_engine = self.engine
         if self.is_sqlite:

@@ -100,6 +100,7 @@ class TcpProxy:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
 
@@ -109,6 +110,8 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                assert self._flowing is not None
+                await self._flowing.wait()  # a frozen network: bytes go nowhere
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -126,6 +129,9 @@ class TcpProxy:
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
 
     async def _start(self) -> None:
+        if self._flowing is None:
+            self._flowing = asyncio.Event()
+        self._flowing.set()
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
     async def _cut(self) -> None:
@@ -144,6 +150,16 @@ class TcpProxy:
     def cut(self) -> None:
         """Refuse new connections and reset every open one."""
         self._call(self._cut())
+
+    def freeze(self) -> None:
+        """Keep every connection open but forward nothing (a silent network)."""
+        assert self._flowing is not None
+        self._loop.call_soon_threadsafe(self._flowing.clear)
+
+    def thaw(self) -> None:
+        """Forward again."""
+        assert self._flowing is not None
+        self._loop.call_soon_threadsafe(self._flowing.set)
 
     def close(self) -> None:
         """Cut and stop the proxy's thread."""

@@ -117,14 +117,14 @@ def _p99(durations: list[float]) -> float:
 async def _cold_then_warm(
     base: str, secret: str, start: datetime, end: datetime, expected: dict[str, object]
 ) -> None:
-    """A burst that needs rebuilds, then the same burst warm: both exact; the rebuild may add
-    at most 2 s to the p99 of what the same burst costs warm on this machine in this run (the
-    deadlock made it 30-90 s; a ratio to the warm burst keeps a noisy machine out of it)."""
+    """A burst that needs rebuilds, then the same burst warm: both exact; the cold p99 stays
+    within twice the warm p99 plus 2 s, measured on this machine in this run (the deadlock made
+    it 30-180 s; comparing with the warm burst keeps a loaded machine's noise out of it)."""
     cold, results = await _burst(base, secret, start, end)
     _check(results, expected)
     warm, results = await _burst(base, secret, start, end)
     _check(results, expected)
-    assert _p99(cold) <= _p99(warm) + 2.0, (sorted(cold)[-3:], sorted(warm)[-3:])
+    assert _p99(cold) <= 2 * _p99(warm) + 2.0, (sorted(cold)[-3:], sorted(warm)[-3:])
 
 
 async def test_concurrent_cold_reads_and_reads_after_a_backdated_write(

@@ -30,7 +30,9 @@ def raw_request(base_port: int, payload: bytes, *, wait: float = 15) -> bytes:
 def test_oversized_and_slow_headers_are_refused(
     database: Database, database_url: str, serve: list[Server]
 ) -> None:
-    server = Server(database_url, env={"DATASAAS_HEADER_TIMEOUT": "1.5"})
+    server = Server(
+        database_url, env={"DATASAAS_HEADER_TIMEOUT": "1.5", "DATASAAS_BODY_TIMEOUT": "1.5"}
+    )
     serve.append(server)
     server.start()
     huge = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 2_000_000 + b"\r\n\r\n"
@@ -49,6 +51,12 @@ def test_oversized_and_slow_headers_are_refused(
         began = time.monotonic()
         assert idle.recv(1024).startswith(b"HTTP/1.1 408")  # connected, said nothing
         assert time.monotonic() - began < 10
+
+    began = time.monotonic()
+    partial = b"POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    partial += b"Content-Length: 100\r\n\r\n{"
+    assert raw_request(server.port, partial).startswith(b"HTTP/1.1 408")  # body never finished
+    assert time.monotonic() - began < 10
 
     # An ordinary request on the same server is unaffected.
     assert httpx.get(f"{server.base}/healthz").status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -92,6 +93,40 @@ async def test_cut_database_connection_answers_503_and_recovers_without_restart(
         proxy.close()
     assert len(acknowledged) == 20
     assert await completions(database) == len(acknowledged)
+
+
+@pytest.mark.parametrize("database_url", [BACKENDS[1]], indirect=True)
+async def test_a_silent_network_answers_503_within_the_statement_timeout(
+    database: Database, database_url: str, serve: list[Server]
+) -> None:
+    await make_site(database)
+    key = await make_key(database)
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxy.start()
+    try:
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        env = {"DATASAAS_DB_STATEMENT_TIMEOUT": "2", "DATASAAS_DB_CONNECT_TIMEOUT": "2"}
+        server = Server(proxied, env=env)
+        serve.append(server)
+        server.start()
+        with httpx.Client(base_url=server.base, headers=bearer(key), timeout=30) as client:
+            assert client.get(GOALS).status_code == 200  # a pooled connection now exists
+            proxy.freeze()
+            began = time.monotonic()
+            assert_unavailable_rest(client.get(GOALS))
+            assert_unavailable_graphql(client.post("/graphql", json=QUERY))
+            assert time.monotonic() - began < 20
+            proxy.thaw()
+            proxy.cut()  # the frozen connections are useless now; new ones work
+            proxy.start()
+            deadline = time.monotonic() + 20
+            while client.get("/readyz").status_code != 200:
+                assert time.monotonic() < deadline, "did not recover"
+                time.sleep(0.2)
+            assert client.get(GOALS).status_code == 200
+    finally:
+        proxy.close()
 
 
 @pytest.fixture
