@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from datasaas.billing import BillingInterval, cover_end, parse_count, parse_interval
 from datasaas.errors import Conflict, FieldError, InvalidInput
 from datasaas.money import convert, normalize_currency, parse_amount
 from datasaas.resolvers import validation
@@ -36,6 +37,8 @@ class PaymentIn:
     product_name: object = None
     paid_at: object = None
     original_transaction_id: object = None
+    billing_interval: object = None
+    billing_interval_count: object = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,8 @@ class _Clean:
     paid_at: datetime
     paid_at_given: bool
     original_transaction_id: str | None
+    billing_interval: BillingInterval | None
+    billing_interval_count: int | None
 
 
 def _payment_type(value: object) -> PaymentType:
@@ -90,6 +95,15 @@ def _clean(payment: PaymentIn, now: datetime) -> _Clean:
         )
     if original == transaction_id:
         raise InvalidInput.for_field("original_transaction_id", "a refund cannot refund itself")
+    interval: BillingInterval | None = None
+    count: int | None = None
+    if kind is PaymentType.RECURRING:
+        interval = parse_interval(payment.billing_interval)
+        count = parse_count(payment.billing_interval_count)
+    else:
+        for name in ("billing_interval", "billing_interval_count"):
+            if getattr(payment, name) is not None:
+                raise InvalidInput.for_field(name, "only recurring payments have one")
     return _Clean(
         uid,
         amount_minor,
@@ -100,6 +114,8 @@ def _clean(payment: PaymentIn, now: datetime) -> _Clean:
         paid_at,
         payment.paid_at is not None,
         original,
+        interval,
+        count,
     )
 
 
@@ -111,6 +127,8 @@ def _same(stored: Payment, stored_uid: str, clean: _Clean) -> bool:
         and stored.payment_type == clean.payment_type.value
         and stored.product_name == clean.product_name
         and stored.original_transaction_id == clean.original_transaction_id
+        and stored.billing_interval == (clean.billing_interval and clean.billing_interval.value)
+        and stored.billing_interval_count == clean.billing_interval_count
         and (not clean.paid_at_given or stored.paid_at == clean.paid_at)
     )
 
@@ -180,6 +198,13 @@ async def record_payment(
         original_transaction_id=clean.original_transaction_id,
         paid_at=clean.paid_at,
         created_at=now,
+        billing_interval=clean.billing_interval.value if clean.billing_interval else None,
+        billing_interval_count=clean.billing_interval_count,
+        covers_until_at=(
+            cover_end(clean.paid_at, clean.billing_interval, clean.billing_interval_count)
+            if clean.billing_interval is not None and clean.billing_interval_count is not None
+            else None
+        ),
     )
     if not await payment_store.insert_payment(session, row):
         # Another request stored the same transaction id between our lookup and insert.

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import bisect
-from calendar import monthrange
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from datasaas import billing
 from datasaas.money import to_major
 from datasaas.resolvers import validation
 from datasaas.resolvers.goals import Period
@@ -55,12 +55,11 @@ class RevenueSeries:
 
 def add_one_month(at: datetime) -> datetime:
     """The same instant one calendar month later, clamped to the month's end (Jan 31 → Feb 28)."""
-    year, month = (at.year + 1, 1) if at.month == 12 else (at.year, at.month + 1)
-    return at.replace(year=year, month=month, day=min(at.day, monthrange(year, month)[1]))
+    return billing.add_months(at, 1)
 
 
 def covers(paid_at: datetime, at: datetime) -> bool:
-    """Whether a recurring payment's month, ``[paid_at, paid_at + 1 calendar month)``, holds ``at``.
+    """Whether a monthly payment's cover, ``[paid_at, paid_at + 1 calendar month)``, holds ``at``.
 
     The month is added on the UTC calendar, so MRR at an instant does not depend on the time
     zone a report is viewed in.
@@ -70,9 +69,11 @@ def covers(paid_at: datetime, at: datetime) -> bool:
 
 
 async def mrr_minor(session: AsyncSession, *, site_id: str, at: datetime) -> int:
-    """Monthly recurring revenue at an instant, net of refunds naming the covering payments."""
-    surely, band = await payment_store.recurring_covering(session, site_id=site_id, at=at)
-    return surely + sum(max(0, s.net_minor) for s in band if covers(s.paid_at, at))
+    """Monthly recurring revenue at an instant: covering payments' net amounts per month (§12)."""
+    groups = await payment_store.recurring_covering(session, site_id=site_id, at=at)
+    return billing.normalised_mrr(
+        (billing.BillingInterval(interval), count, net) for interval, count, net in groups
+    )
 
 
 async def revenue_summary(session: AsyncSession, *, site: Site, period: Period) -> RevenueSummary:

@@ -195,6 +195,12 @@ class PaymentCreateBody(BaseModel):
     original_transaction_id: str | None = Field(
         default=None, description="On refunds: the refunded payment's transaction_id"
     )
+    billing_interval: Literal["day", "week", "month", "year"] | None = Field(
+        default=None, description="On recurring payments only; default month"
+    )
+    billing_interval_count: int | None = Field(
+        default=None, ge=1, le=365, description="On recurring payments only; default 1"
+    )
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

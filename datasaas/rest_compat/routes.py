@@ -298,6 +298,8 @@ _PAYMENT_FIELDS = (
     "product_name",
     "paid_at",
     "original_transaction_id",
+    "billing_interval",
+    "billing_interval_count",
 )
 
 

@@ -80,6 +80,8 @@ async def resolve_create_payment(
         product_name=given(input.product_name),
         paid_at=given(input.paid_at),
         original_transaction_id=given(input.original_transaction_id),
+        billing_interval=given(input.billing_interval),
+        billing_interval_count=given(input.billing_interval_count),
     )
     try:
         async with info.context.database.write() as session:

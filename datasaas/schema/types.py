@@ -9,6 +9,7 @@ from typing import TypeVar
 import strawberry
 from strawberry import UNSET
 
+from datasaas.billing import BillingInterval
 from datasaas.money import to_major
 from datasaas.resolvers import revenue as revenue_resolvers
 from datasaas.resolvers.goals import CompletionConnection as CompletionPage
@@ -30,6 +31,7 @@ def given(value: T | None) -> T | None:
 # The resolvers' own enums are the GraphQL enums, under their member names (HOUR, ONE_TIME...).
 strawberry.enum(Granularity, description="Bucket size of a time series (local time of `timezone`).")
 strawberry.enum(PaymentType, description="The kind of a payment.")
+strawberry.enum(BillingInterval, description="The unit of a recurring payment's billing period.")
 
 
 @strawberry.type(description="Relay-style page information.")
@@ -232,6 +234,8 @@ class CreatePaymentInput:
     product_name: str | None = UNSET
     paid_at: str | None = UNSET
     original_transaction_id: str | None = UNSET
+    billing_interval: BillingInterval | None = UNSET
+    billing_interval_count: int | None = UNSET
 
 
 @strawberry.type(description="Why a mutation input was refused.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.exc import IntegrityError
@@ -24,14 +24,6 @@ class RevenueTotals:
     new_minor: int
     refund_minor: int
     paying_visitors: int
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    """A recurring payment that may cover an instant: when it was paid, net of its refunds."""
-
-    paid_at: datetime
-    net_minor: int
 
 
 async def get_payment(
@@ -98,13 +90,17 @@ async def revenue_totals(
 
 
 async def recurring_covering(
-    session: AsyncSession, *, site_id: str, at: datetime
-) -> tuple[int, list[Subscription]]:
-    """Recurring payments that may cover ``at``, net of refunds naming them (paid up to ``at``).
+    session: AsyncSession,
+    *,
+    site_id: str,
+    at: datetime,
+    visitors: ColumnElement[bool] | None = None,
+) -> list[tuple[str, int, int]]:
+    """(interval, count, summed net minor units) of recurring payments whose cover holds ``at``.
 
-    A calendar month lasts 28 to 31 days, so a payment of the last 28 days surely covers ``at``:
-    those are summed in SQL. Payments 28 to 31 days old need the calendar; they come back as
-    rows. Older ones cannot cover ``at``.
+    A payment's net amount is its reporting amount less refunds naming it (paid up to ``at``),
+    never below 0; payments are grouped by billing interval so the caller normalises exactly.
+    ``visitors`` narrows the payments by their visitor (a filter condition).
     """
     refunds = (
         select(
@@ -121,26 +117,26 @@ async def recurring_covering(
         .subquery()
     )
     net = col(Payment.reporting_amount_minor) - func.coalesce(refunds.c.refunded, 0)
-    surely = at - timedelta(days=28)
-    recent = (
-        select(col(Payment.paid_at), net.label("net"))
+    positive = case((net > 0, net), else_=0)
+    query = (
+        select(
+            col(Payment.billing_interval),
+            col(Payment.billing_interval_count),
+            func.sum(positive),
+        )
         .outerjoin(refunds, refunds.c.original == col(Payment.transaction_id))
         .where(
             col(Payment.site_id) == site_id,
             col(Payment.payment_type) == RECURRING,
             col(Payment.paid_at) <= at,
-            col(Payment.paid_at) > at - timedelta(days=31),
+            col(Payment.covers_until_at) > at,
         )
-        .subquery()
+        .group_by(col(Payment.billing_interval), col(Payment.billing_interval_count))
     )
-    positive = case((recent.c.net > 0, recent.c.net), else_=0)
-    total = await session.scalar(
-        select(func.coalesce(func.sum(positive), 0)).where(recent.c.paid_at > surely)
-    )
-    band = await session.execute(
-        select(recent.c.paid_at, recent.c.net).where(recent.c.paid_at <= surely)
-    )
-    return int(total or 0), [Subscription(row[0], int(row[1])) for row in band.all()]
+    if visitors is not None:
+        query = query.where(visitors)
+    rows = (await session.execute(query)).all()
+    return [(str(row[0]), int(row[1]), int(row[2] or 0)) for row in rows]
 
 
 async def revenue_by_granule(

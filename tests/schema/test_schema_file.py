@@ -26,13 +26,14 @@ from datasaas.schema.scalars import serialize_decimal as serialize
 
 SCHEMA_FILE = Path(__file__).parents[2] / "schema.graphql"
 
-# CONTRACT §9, verbatim, plus the three custom scalars it names.
+# CONTRACT §9, verbatim, plus the three custom scalars it names, with §11 and §12's additions.
 CONTRACT_SDL = """
 scalar DateTime
 scalar Decimal
 scalar JSON
 enum Granularity { HOUR DAY WEEK MONTH }
 enum PaymentType { ONE_TIME RECURRING REFUND }
+enum BillingInterval { DAY WEEK MONTH YEAR }
 type Goal { name: String!  uniqueVisitors: Int!  completionCount: Int!  conversionRate: Float!
             completions(first: Int = 100, after: String): CompletionConnection! }
 type Completion { visitorId: String!  completedAt: DateTime!  url: String  metadata: JSON
@@ -59,7 +60,8 @@ type Query {
 input CreateGoalInput { name: String!  visitorId: String!  url: String  metadata: JSON }
 input CreatePaymentInput { visitorId: String!  amount: Decimal!  currency: String!
   transactionId: String!  paymentType: PaymentType = ONE_TIME  productName: String
-  paidAt: String  originalTransactionId: String }
+  paidAt: String  originalTransactionId: String
+  billingInterval: BillingInterval  billingIntervalCount: Int }
 type UserError { field: [String!]  message: String!  code: String! }
 type CreateGoalPayload { created: Boolean!  goalName: String  userErrors: [UserError!]! }
 type CreatePaymentPayload { created: Boolean!  transactionId: String  payment: Payment
