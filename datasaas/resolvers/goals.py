@@ -97,10 +97,15 @@ class GoalResult:
     goal_name: str
 
 
+def keyset_cursor(at: datetime, row_id: int) -> str:
+    """Return an opaque cursor for a (instant, id) keyset position."""
+    raw = f"{at.astimezone(UTC).isoformat()}|{row_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
 def encode_cursor(row: CompletionRow) -> str:
     """Return an opaque cursor for a completion: its (completed_at, id) keyset position."""
-    raw = f"{row.completed_at.astimezone(UTC).isoformat()}|{row.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return keyset_cursor(row.completed_at, row.id)
 
 
 def decode_cursor(cursor: str, *, field: str = "after") -> tuple[datetime, int]:

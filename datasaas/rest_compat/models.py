@@ -203,6 +203,57 @@ class PaymentCreateBody(BaseModel):
     )
 
 
+class PaymentItem(BaseModel):
+    """One payment of the ledger (CONTRACT §12); money in major units of its currency."""
+
+    transaction_id: str
+    visitor_id: str
+    amount: Decimal = Field(examples=[99.00])
+    currency: str
+    reporting_amount: Decimal
+    reporting_currency: str
+    fx_rate: str = Field(examples=["1"], description="Exact ECB reference rate used")
+    payment_type: Literal["one_time", "recurring", "refund"]
+    product_name: str | None
+    paid_at: str = Field(examples=["2026-03-25T14:05:00Z"])
+    original_transaction_id: str | None
+    refunded_amount: Decimal = Field(description="Refunds naming it, in its own currency")
+    billing_interval: Literal["day", "week", "month", "year"] | None
+    billing_interval_count: int | None
+    provider: Literal["api", "stripe", "lemonsqueezy", "polar"]
+    source: str | None
+    country: str | None
+    device_type: Literal["desktop", "mobile", "tablet"] | None
+
+
+class PaymentsMeta(RangeMeta):
+    """Meta of the payments ledger."""
+
+    limit: int
+    offset: int
+
+
+class PaymentsResponse(BaseModel):
+    """GET /api/v1/payments."""
+
+    results: list[PaymentItem]
+    meta: PaymentsMeta
+
+
+class PaymentDeleted(BaseModel):
+    """Result of DELETE /api/v1/payments/{transaction_id}."""
+
+    deleted: bool
+    transaction_id: str
+
+
+class PaymentDeleteResponse(BaseModel):
+    """DELETE /api/v1/payments/{transaction_id}."""
+
+    results: PaymentDeleted
+    meta: SiteMeta
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorEnvelope, "description": "Invalid request"},
     401: {"model": ErrorEnvelope, "description": "Missing, malformed, unknown or revoked API key"},
@@ -214,4 +265,9 @@ WRITE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorEnvelope, "description": "Conflicting replay or refund over the original"},
     413: {"model": ErrorEnvelope, "description": "Body over 64 KiB"},
     415: {"model": ErrorEnvelope, "description": "Body is not JSON"},
+}
+DELETE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    404: {"model": ErrorEnvelope, "description": "No such payment on this site"},
+    409: {"model": ErrorEnvelope, "description": "Refunds still name the payment"},
 }

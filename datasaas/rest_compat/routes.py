@@ -11,8 +11,11 @@ import simplejson
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 
+from datasaas import filters
 from datasaas.deps import DatabaseDep, PrincipalDep
 from datasaas.errors import Conflict, InvalidInput
+from datasaas.filters import Filter
+from datasaas.money import to_major
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
@@ -24,6 +27,7 @@ from datasaas.rest_compat.body import read_json_object
 from datasaas.rest_compat.responses import DecimalJSONResponse
 from datasaas.storage import idempotency
 from datasaas.storage.engine import Database
+from datasaas.storage.payments import LedgerRow
 from datasaas.timerange import TimeRange
 
 router = APIRouter(prefix="/api/v1", responses=models.ERROR_RESPONSES)
@@ -62,6 +66,34 @@ def _range_meta(site_id: str, rng: TimeRange) -> dict[str, Any]:
 
 def _utc(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _filters(request: Request) -> list[Filter]:
+    """The ``DIMENSION[OPERATOR]=VALUE`` filters of a read (CONTRACT §11)."""
+    return filters.from_query(request.query_params.multi_items())
+
+
+def _ledger_item(row: LedgerRow) -> dict[str, Any]:
+    return {
+        "transaction_id": row.transaction_id,
+        "visitor_id": row.visitor_uid,
+        "amount": to_major(row.amount_minor, row.currency),
+        "currency": row.currency,
+        "reporting_amount": to_major(row.reporting_amount_minor, row.reporting_currency),
+        "reporting_currency": row.reporting_currency,
+        "fx_rate": row.fx_rate,
+        "payment_type": row.payment_type,
+        "product_name": row.product_name,
+        "paid_at": _utc(row.paid_at),
+        "original_transaction_id": row.original_transaction_id,
+        "refunded_amount": to_major(row.refunded_minor, row.currency),
+        "billing_interval": row.billing_interval,
+        "billing_interval_count": row.billing_interval_count,
+        "provider": row.provider,
+        "source": row.source,
+        "country": row.country,
+        "device_type": row.device_type,
+    }
 
 
 @router.get(
@@ -380,4 +412,79 @@ async def create_payment(
 
     return await _idempotent(
         database, principal, idempotency_key, _fingerprint("payments", site_id, body), work
+    )
+
+
+@router.get(
+    "/payments",
+    response_model=models.PaymentsResponse,
+    summary="The payments ledger",
+    tags=["revenue"],
+)
+async def list_payments(
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    site_id: SiteId,
+    start: Start = None,
+    end: End = None,
+    timezone: Timezone = None,
+    payment_type: Annotated[
+        str | None, Query(description="One of one_time, recurring, refund. Default: all")
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Response:
+    """Payments newest first, with refunds, billing interval and the payer's first touch.
+
+    Filters: `DIMENSION[OPERATOR]=VALUE`, e.g. `country[is]=United States|Canada`.
+    """
+    principal.authorize(site_id)
+    visitor_filters = _filters(request)
+    async with database.read() as session:
+        page = await payment_resolvers.list_payments(
+            session,
+            site_id=site_id,
+            period=Period(start, end, timezone),
+            filters=visitor_filters,
+            payment_type=payment_type,
+            limit=limit,
+            offset=offset,
+        )
+    return DecimalJSONResponse(
+        {
+            "results": [_ledger_item(row) for row in page.items],
+            "meta": {
+                **_range_meta(site_id, page.range),
+                "limit": page.limit,
+                "offset": page.offset,
+            },
+        }
+    )
+
+
+@router.delete(
+    "/payments/{transaction_id:path}",
+    response_model=models.PaymentDeleteResponse,
+    responses=models.DELETE_ERROR_RESPONSES,
+    summary="Delete a payment and everything derived from it",
+    tags=["revenue"],
+)
+async def delete_payment(
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    transaction_id: Annotated[str, Path(description="The payment's transaction_id")],
+    site_id: SiteId,
+) -> Response:
+    """Delete a payment (requires a Read & Write key); refunds naming it must go first (409)."""
+    principal.authorize(site_id, write=True)
+    async with database.write() as session:
+        deleted = await payment_resolvers.delete_payment(
+            session, site_id=site_id, transaction_id=transaction_id
+        )
+    return DecimalJSONResponse(
+        {
+            "results": {"deleted": True, "transaction_id": deleted.transaction_id},
+            "meta": {"site_id": site_id},
+        }
     )

@@ -6,11 +6,22 @@ import strawberry
 from strawberry import UNSET
 
 from datasaas.resolvers import goals as goal_resolvers
+from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
 from datasaas.resolvers.goals import Period
+from datasaas.resolvers.payments import PaymentType
 from datasaas.resolvers.sites import require_site
 from datasaas.schema.context import Context
-from datasaas.schema.types import Goal, RevenuePoint, RevenueSummary, given
+from datasaas.schema.types import (
+    NO_FILTERS,
+    FilterInput,
+    Goal,
+    PaymentConnection,
+    RevenuePoint,
+    RevenueSummary,
+    given,
+    to_filters,
+)
 from datasaas.timerange import Granularity
 
 
@@ -99,6 +110,32 @@ async def resolve_revenue_timeseries(
     ]
 
 
+async def resolve_payments(
+    info: strawberry.Info[Context],
+    site_id: str,
+    start: str | None = UNSET,
+    end: str | None = UNSET,
+    timezone: str | None = "UTC",
+    filters: list[FilterInput] | None = NO_FILTERS,
+    payment_type: PaymentType | None = UNSET,
+    first: int | None = 100,
+    after: str | None = UNSET,
+) -> PaymentConnection:
+    """A keyset page of the payments ledger, newest first."""
+    await info.context.authorize(site_id)
+    async with info.context.database.read() as session:
+        page = await payment_resolvers.payment_connection(
+            session,
+            site_id=site_id,
+            period=_period(start, end, timezone),
+            filters=to_filters(filters),
+            payment_type=given(payment_type),
+            first=100 if first is None else first,
+            after=given(after),
+        )
+    return PaymentConnection.from_page(page)
+
+
 @strawberry.type
 class Query:
     """Reads. ``start``/``end``/``timezone`` work as in REST (CONTRACT §5)."""
@@ -116,4 +153,11 @@ class Query:
     revenue_timeseries: list[RevenuePoint] = strawberry.field(
         resolver=resolve_revenue_timeseries,
         description="New revenue and refunds per local-time bucket, zero-filled.",
+    )
+    payments: PaymentConnection = strawberry.field(
+        resolver=resolve_payments,
+        description=(
+            "The payments ledger, newest first; `first` is 1-1000, `after` an `endCursor` from "
+            "a previous page."
+        ),
     )

@@ -10,14 +10,17 @@ import strawberry
 from strawberry import UNSET
 
 from datasaas.billing import BillingInterval
+from datasaas.filters import Dimension, Filter, FilterOperator, build_filter, check_count
 from datasaas.money import to_major
 from datasaas.resolvers import revenue as revenue_resolvers
 from datasaas.resolvers.goals import CompletionConnection as CompletionPage
 from datasaas.resolvers.goals import GoalRow, encode_cursor
-from datasaas.resolvers.payments import PaymentResult, PaymentType
+from datasaas.resolvers.payments import PaymentConnection as PaymentPage
+from datasaas.resolvers.payments import PaymentType, payment_cursor
 from datasaas.schema.context import CompletionsKey, Context
 from datasaas.schema.scalars import JSON
 from datasaas.storage.goals import CompletionRow
+from datasaas.storage.payments import LedgerRow
 from datasaas.timerange import Granularity, TimeRange
 
 T = TypeVar("T")
@@ -32,6 +35,8 @@ def given(value: T | None) -> T | None:
 strawberry.enum(Granularity, description="Bucket size of a time series (local time of `timezone`).")
 strawberry.enum(PaymentType, description="The kind of a payment.")
 strawberry.enum(BillingInterval, description="The unit of a recurring payment's billing period.")
+strawberry.enum(Dimension, description="A visitor's first-touch attribute.")
+strawberry.enum(FilterOperator, description="How a filter compares an attribute with its values.")
 
 
 @strawberry.type(description="Relay-style page information.")
@@ -195,21 +200,96 @@ class Payment:
     payment_type: PaymentType
     product_name: str | None
     paid_at: datetime
+    reporting_currency: str
+    fx_rate: str
+    original_transaction_id: str | None
+    refunded_amount: Decimal = strawberry.field(
+        description="Refunds naming this payment, in its own currency."
+    )
+    billing_interval: BillingInterval | None
+    billing_interval_count: int | None
+    provider: str
+    source: str | None
+    country: str | None
+    device_type: str | None
 
     @classmethod
-    def from_result(cls, result: PaymentResult) -> Payment:
-        """Build from ``record_payment``'s result."""
-        row = result.payment
+    def from_row(cls, row: LedgerRow) -> Payment:
+        """Build from a ledger row."""
         return cls(
             transaction_id=row.transaction_id,
-            visitor_id=result.visitor_uid,
+            visitor_id=row.visitor_uid,
             amount=to_major(row.amount_minor, row.currency),
             currency=row.currency,
             reporting_amount=to_major(row.reporting_amount_minor, row.reporting_currency),
             payment_type=PaymentType(row.payment_type),
             product_name=row.product_name,
             paid_at=row.paid_at,
+            reporting_currency=row.reporting_currency,
+            fx_rate=row.fx_rate,
+            original_transaction_id=row.original_transaction_id,
+            refunded_amount=to_major(row.refunded_minor, row.currency),
+            billing_interval=(
+                BillingInterval(row.billing_interval) if row.billing_interval else None
+            ),
+            billing_interval_count=row.billing_interval_count,
+            provider=row.provider,
+            source=row.source,
+            country=row.country,
+            device_type=row.device_type,
         )
+
+
+@strawberry.type(description="A payment and its opaque cursor.")
+class PaymentEdge:
+    """An edge of a payment connection."""
+
+    cursor: str
+    node: Payment
+
+
+@strawberry.type(description="A keyset page of payments, newest first.")
+class PaymentConnection:
+    """Payments in the range: a page and the total."""
+
+    edges: list[PaymentEdge]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="Payments in the range, all pages.")
+
+    @classmethod
+    def from_page(cls, page: PaymentPage) -> PaymentConnection:
+        """Build from the resolver's keyset page."""
+        return cls(
+            edges=[
+                PaymentEdge(cursor=payment_cursor(row), node=Payment.from_row(row))
+                for row in page.items
+            ],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.input(description="Narrow a read to visitors whose first-touch attribute matches.")
+class FilterInput:
+    """One filter; a `null` in `values` means no value (e.g. direct traffic for SOURCE)."""
+
+    dimension: Dimension
+    operator: FilterOperator = FilterOperator.IS
+    values: list[str | None]
+
+
+NO_FILTERS: list[FilterInput] = []
+"""The default of every ``filters`` argument (printed as ``= []``); never mutated."""
+
+
+def to_filters(inputs: list[FilterInput] | None) -> list[Filter]:
+    """Parse FilterInputs with the same rules as REST's bracket syntax."""
+    return check_count(
+        [
+            build_filter(item.dimension, item.operator, item.values, field=f"filters.{index}")
+            for index, item in enumerate(inputs or [])
+        ]
+    )
 
 
 @strawberry.input(description="A server-side goal completion.")
@@ -263,4 +343,13 @@ class CreatePaymentPayload:
     created: bool
     transaction_id: str | None
     payment: Payment | None
+    user_errors: list[UserError]
+
+
+@strawberry.type(description="The result of deletePayment.")
+class DeletePaymentPayload:
+    """Whether the payment was deleted, or why not."""
+
+    deleted: bool
+    transaction_id: str | None
     user_errors: list[UserError]

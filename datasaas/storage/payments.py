@@ -1,16 +1,18 @@
-"""Queries on payments: lookups for idempotent writes and the revenue aggregates."""
+"""Queries on payments: lookups for idempotent writes, the revenue aggregates and the ledger."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from datasaas.storage.models import Payment
+from datasaas.storage.models import Payment, Visitor
 from datasaas.storage.sql import epoch_seconds
 
 REFUND = "refund"
@@ -157,3 +159,154 @@ async def revenue_by_granule(
     )
     rows = (await session.execute(query)).all()
     return [(int(r[0]) * granule_seconds, bool(r[1]), int(r[2])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """A payment as the ledger lists it, with its refunds and its visitor's first touch."""
+
+    id: int
+    transaction_id: str
+    visitor_uid: str
+    amount_minor: int
+    currency: str
+    reporting_amount_minor: int
+    reporting_currency: str
+    fx_rate: str
+    payment_type: str
+    product_name: str | None
+    paid_at: datetime
+    original_transaction_id: str | None
+    refunded_minor: int
+    billing_interval: str | None
+    billing_interval_count: int | None
+    provider: str
+    source: str | None
+    country: str | None
+    device_type: str | None
+
+
+def _ledger_conditions(
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    payment_type: str | None,
+    visitors: ColumnElement[bool] | None,
+) -> list[ColumnElement[bool]]:
+    conditions = [col(Payment.site_id) == site_id, _in_range(start, end)]
+    if payment_type is not None:
+        conditions.append(col(Payment.payment_type) == payment_type)
+    if visitors is not None:
+        conditions.append(visitors)
+    return conditions
+
+
+def _ledger_select() -> Any:
+    refund = aliased(Payment)
+    refunded = (
+        select(func.coalesce(func.sum(col(refund.amount_minor)), 0))
+        .where(
+            col(refund.site_id) == col(Payment.site_id),
+            col(refund.payment_type) == REFUND,
+            col(refund.original_transaction_id) == col(Payment.transaction_id),
+        )
+        .scalar_subquery()
+    )
+    return select(
+        col(Payment.id),
+        col(Payment.transaction_id),
+        col(Visitor.uid),
+        col(Payment.amount_minor),
+        col(Payment.currency),
+        col(Payment.reporting_amount_minor),
+        col(Payment.reporting_currency),
+        col(Payment.fx_rate),
+        col(Payment.payment_type),
+        col(Payment.product_name),
+        col(Payment.paid_at),
+        col(Payment.original_transaction_id),
+        refunded,
+        col(Payment.billing_interval),
+        col(Payment.billing_interval_count),
+        col(Payment.provider),
+        col(Visitor.source),
+        col(Visitor.country),
+        col(Visitor.device_type),
+    ).join(Visitor, col(Visitor.id) == col(Payment.visitor_id))
+
+
+def _ledger_row(row: Any) -> LedgerRow:
+    values = list(row)
+    values[12] = int(values[12] or 0)
+    return LedgerRow(*values)
+
+
+async def list_ledger(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    payment_type: str | None,
+    visitors: ColumnElement[bool] | None,
+    limit: int,
+    offset: int = 0,
+    before: tuple[datetime, int] | None = None,
+) -> list[LedgerRow]:
+    """Payments in [start, end], newest first (then newest insert first); ``before`` = keyset."""
+    conditions = _ledger_conditions(site_id, start, end, payment_type, visitors)
+    if before is not None:
+        at, row_id = before
+        conditions.append(
+            or_(
+                col(Payment.paid_at) < at,
+                and_(col(Payment.paid_at) == at, col(Payment.id) < row_id),
+            )
+        )
+    query = (
+        _ledger_select()
+        .where(*conditions)
+        .order_by(col(Payment.paid_at).desc(), col(Payment.id).desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_ledger_row(row) for row in (await session.execute(query)).all()]
+
+
+async def count_ledger(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    payment_type: str | None,
+    visitors: ColumnElement[bool] | None,
+) -> int:
+    """How many payments ``list_ledger`` pages through."""
+    query = select(func.count()).where(
+        *_ledger_conditions(site_id, start, end, payment_type, visitors)
+    )
+    return int(await session.scalar(query.select_from(Payment)) or 0)
+
+
+async def ledger_row(session: AsyncSession, *, payment_id: int) -> LedgerRow:
+    """One payment as the ledger shows it."""
+    row = (await session.execute(_ledger_select().where(col(Payment.id) == payment_id))).one()
+    return _ledger_row(row)
+
+
+async def refund_count(session: AsyncSession, *, site_id: str, transaction_id: str) -> int:
+    """How many refunds name a payment."""
+    count = await session.scalar(
+        select(func.count()).where(
+            col(Payment.site_id) == site_id,
+            col(Payment.payment_type) == REFUND,
+            col(Payment.original_transaction_id) == transaction_id,
+        )
+    )
+    return int(count or 0)
+
+
+async def delete_payment(session: AsyncSession, *, payment_id: int) -> None:
+    """Delete one payment row."""
+    await session.execute(delete(Payment).where(col(Payment.id) == payment_id))

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from datasaas.storage.activity import touch_hour
-from datasaas.storage.models import Visitor, VisitorSlot
+from datasaas.storage.models import (
+    SLOT_SECONDS,
+    GoalCompletion,
+    Pageview,
+    Payment,
+    Visitor,
+    VisitorSlot,
+)
 from datasaas.storage.sql import insert_ignore, slot_of
 
 
@@ -70,3 +77,38 @@ async def get_visitor_by_key(session: AsyncSession, visitor_id: int) -> str:
     uid = await session.scalar(select(col(Visitor.uid)).where(col(Visitor.id) == visitor_id))
     assert uid is not None
     return str(uid)
+
+
+async def unmark_active(
+    session: AsyncSession, *, site_id: str, visitor_id: int, at: datetime
+) -> bool:
+    """After an event at ``at`` was deleted: drop the visitor's slot row if nothing else of
+    theirs remains in that slot, and mark the hour's cached bitmaps stale. True if dropped."""
+    await touch_hour(session, site_id=site_id, at=at)
+    slot = slot_of(at)
+    start = datetime.fromtimestamp(slot * SLOT_SECONDS, UTC)
+    end = datetime.fromtimestamp((slot + 1) * SLOT_SECONDS, UTC)
+    for site, visitor, column in (
+        (col(Pageview.site_id), col(Pageview.visitor_id), col(Pageview.occurred_at)),
+        (
+            col(GoalCompletion.site_id),
+            col(GoalCompletion.visitor_id),
+            col(GoalCompletion.completed_at),
+        ),
+        (col(Payment.site_id), col(Payment.visitor_id), col(Payment.paid_at)),
+    ):
+        remaining = await session.scalar(
+            select(literal(1))
+            .where(site == site_id, visitor == visitor_id, column >= start, column < end)
+            .limit(1)
+        )
+        if remaining is not None:
+            return False
+    await session.execute(
+        delete(VisitorSlot).where(
+            col(VisitorSlot.site_id) == site_id,
+            col(VisitorSlot.slot) == slot,
+            col(VisitorSlot.visitor_id) == visitor_id,
+        )
+    )
+    return True

@@ -48,7 +48,16 @@ type RevenueSummary { totalRevenue: Decimal!  mrr: Decimal!  conversionRate: Flo
 type RevenuePoint { period: String!  newRevenue: Decimal!  refundRevenue: Decimal! }
 type Payment { transactionId: String!  visitorId: String!  amount: Decimal!  currency: String!
                reportingAmount: Decimal!  paymentType: PaymentType!  productName: String
-               paidAt: DateTime! }
+               paidAt: DateTime!
+               reportingCurrency: String!  fxRate: String!  originalTransactionId: String
+               refundedAmount: Decimal!  billingInterval: BillingInterval
+               billingIntervalCount: Int  provider: String!  source: String  country: String
+               deviceType: String }
+type PaymentConnection { edges: [PaymentEdge!]!  pageInfo: PageInfo!  totalCount: Int! }
+type PaymentEdge { cursor: String!  node: Payment! }
+enum Dimension { SOURCE COUNTRY CITY BROWSER OS DEVICE_TYPE UTM_SOURCE UTM_MEDIUM UTM_CAMPAIGN }
+enum FilterOperator { IS IS_NOT CONTAINS }
+input FilterInput { dimension: Dimension!  operator: FilterOperator! = IS  values: [String]! }
 type Query {
   goals(siteId: String!, start: String, end: String, timezone: String = "UTC",
         limit: Int = 100, offset: Int = 0): [Goal!]!
@@ -56,6 +65,9 @@ type Query {
   revenue(siteId: String!, start: String, end: String, timezone: String = "UTC"): RevenueSummary!
   revenueTimeseries(siteId: String!, start: String, end: String, timezone: String = "UTC",
                     granularity: Granularity = DAY): [RevenuePoint!]!
+  payments(siteId: String!, start: String, end: String, timezone: String = "UTC",
+           filters: [FilterInput!] = [], paymentType: PaymentType,
+           first: Int = 100, after: String): PaymentConnection!
 }
 input CreateGoalInput { name: String!  visitorId: String!  url: String  metadata: JSON }
 input CreatePaymentInput { visitorId: String!  amount: Decimal!  currency: String!
@@ -69,7 +81,9 @@ type CreatePaymentPayload { created: Boolean!  transactionId: String  payment: P
 type Mutation {
   createGoal(siteId: String!, input: CreateGoalInput!): CreateGoalPayload!
   createPayment(siteId: String!, input: CreatePaymentInput!): CreatePaymentPayload!
+  deletePayment(siteId: String!, transactionId: String!): DeletePaymentPayload!
 }
+type DeletePaymentPayload { deleted: Boolean!  transactionId: String  userErrors: [UserError!]! }
 """
 
 
