@@ -103,6 +103,7 @@ def _ledger_item(row: LedgerRow) -> dict[str, Any]:
     tags=["goals"],
 )
 async def list_goals(
+    request: Request,
     principal: PrincipalDep,
     database: DatabaseDep,
     site_id: SiteId,
@@ -114,11 +115,13 @@ async def list_goals(
 ) -> Response:
     """Every goal of the site with unique visitors, completions and conversion rate in range."""
     principal.authorize(site_id)
+    visitor_filters = _filters(request)
     async with database.read() as session:
         result = await goal_resolvers.list_goals(
             session,
             site_id=site_id,
             period=Period(start, end, timezone),
+            filters=visitor_filters,
             limit=limit,
             offset=offset,
         )
@@ -151,6 +154,7 @@ async def list_goals(
     tags=["goals"],
 )
 async def list_completions(
+    request: Request,
     principal: PrincipalDep,
     database: DatabaseDep,
     name: Annotated[str, Path(description="Goal name, e.g. signup")],
@@ -163,12 +167,14 @@ async def list_completions(
 ) -> Response:
     """Completions newest first, with the visitor's first-touch source, geo and device."""
     principal.authorize(site_id)
+    visitor_filters = _filters(request)
     async with database.read() as session:
         page = await goal_resolvers.list_completions(
             session,
             site_id=site_id,
             name=name,
             period=Period(start, end, timezone),
+            filters=visitor_filters,
             limit=limit,
             offset=offset,
         )
@@ -204,6 +210,7 @@ async def list_completions(
     tags=["revenue"],
 )
 async def revenue(
+    request: Request,
     principal: PrincipalDep,
     database: DatabaseDep,
     site_id: SiteId,
@@ -213,10 +220,11 @@ async def revenue(
 ) -> Response:
     """Net revenue, MRR at the range end and revenue conversion rate, in major units."""
     principal.authorize(site_id)
+    visitor_filters = _filters(request)
     async with database.read() as session:
         site = await require_site(session, site_id)
         summary = await revenue_resolvers.revenue_summary(
-            session, site=site, period=Period(start, end, timezone)
+            session, site=site, period=Period(start, end, timezone), filters=visitor_filters
         )
     return DecimalJSONResponse(
         {
@@ -237,6 +245,7 @@ async def revenue(
     tags=["revenue"],
 )
 async def revenue_timeseries(
+    request: Request,
     principal: PrincipalDep,
     database: DatabaseDep,
     site_id: SiteId,
@@ -249,10 +258,15 @@ async def revenue_timeseries(
 ) -> Response:
     """New revenue and refunds per local-time bucket, zero-filled."""
     principal.authorize(site_id)
+    visitor_filters = _filters(request)
     async with database.read() as session:
         site = await require_site(session, site_id)
         series = await revenue_resolvers.revenue_timeseries(
-            session, site=site, period=Period(start, end, timezone), granularity=granularity
+            session,
+            site=site,
+            period=Period(start, end, timezone),
+            granularity=granularity,
+            filters=visitor_filters,
         )
     return DecimalJSONResponse(
         {

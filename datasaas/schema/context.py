@@ -13,6 +13,7 @@ from strawberry.fastapi import BaseContext
 
 from datasaas.deps import get_database, get_principal
 from datasaas.errors import DomainError, Unauthorized
+from datasaas.filters import Filter
 from datasaas.resolvers.goals import CompletionConnection, completion_connections
 from datasaas.resolvers.sites import Principal
 from datasaas.storage.engine import Database
@@ -28,6 +29,8 @@ class CompletionsKey(NamedTuple):
     rng: TimeRange
     first: int
     after: str | None
+    site_id: str
+    filters: tuple[Filter, ...]
 
 
 class Context(BaseContext):
@@ -69,20 +72,26 @@ class Context(BaseContext):
     async def _load_completions(
         self, keys: list[CompletionsKey]
     ) -> Sequence[CompletionConnection | BaseException]:
-        # Keys sharing (range, first, after) are one batch: two statements for all their goals.
-        groups: defaultdict[tuple[TimeRange, int, str | None], list[CompletionsKey]] = defaultdict(
-            list
-        )
+        # Keys sharing (range, page, filters) are one batch: a few statements for all their goals.
+        groups: defaultdict[
+            tuple[TimeRange, int, str | None, str, tuple[Filter, ...]], list[CompletionsKey]
+        ] = defaultdict(list)
         for key in keys:
-            groups[(key.rng, key.first, key.after)].append(key)
+            groups[(key.rng, key.first, key.after, key.site_id, key.filters)].append(key)
         found: dict[CompletionsKey, CompletionConnection | BaseException] = {}
         async with self.database.read() as session:
-            for (rng, first, after), members in groups.items():
+            for (rng, first, after, site_id, filters), members in groups.items():
                 goal_ids = [key.goal_id for key in members if key.goal_id is not None]
                 try:
                     # Called even without goal ids, so `first` and `after` are checked alike.
                     pages = await completion_connections(
-                        session, goal_ids=goal_ids, rng=rng, first=first, after=after
+                        session,
+                        goal_ids=goal_ids,
+                        rng=rng,
+                        first=first,
+                        after=after,
+                        site_id=site_id,
+                        filters=filters,
                     )
                 except DomainError as exc:
                     found.update(dict.fromkeys(members, exc))

@@ -35,20 +35,23 @@ async def resolve_goals(
     start: str | None = UNSET,
     end: str | None = UNSET,
     timezone: str | None = "UTC",
+    filters: list[FilterInput] | None = NO_FILTERS,
     limit: int | None = 100,
     offset: int | None = 0,
 ) -> list[Goal]:
     """Goals with unique visitors, completions and conversion rate in the range."""
     await info.context.authorize(site_id)
+    parsed = to_filters(filters)
     async with info.context.database.read() as session:
         result = await goal_resolvers.list_goals(
             session,
             site_id=site_id,
             period=_period(start, end, timezone),
+            filters=parsed,
             limit=limit,
             offset=offset,
         )
-    return [Goal.from_row(row, result.range) for row in result.goals]
+    return [Goal.from_row(row, result.range, site_id, parsed) for row in result.goals]
 
 
 async def resolve_goal(
@@ -58,13 +61,17 @@ async def resolve_goal(
     start: str | None = UNSET,
     end: str | None = UNSET,
     timezone: str | None = "UTC",
+    filters: list[FilterInput] | None = NO_FILTERS,
 ) -> Goal:
     """One goal's statistics in the range."""
     await info.context.authorize(site_id)
     period = _period(start, end, timezone)
+    parsed = to_filters(filters)
     async with info.context.database.read() as session:
-        rng, row = await goal_resolvers.get_goal(session, site_id=site_id, name=name, period=period)
-    return Goal.from_row(row, rng)
+        rng, row = await goal_resolvers.get_goal(
+            session, site_id=site_id, name=name, period=period, filters=parsed
+        )
+    return Goal.from_row(row, rng, site_id, parsed)
 
 
 async def resolve_revenue(
@@ -73,13 +80,14 @@ async def resolve_revenue(
     start: str | None = UNSET,
     end: str | None = UNSET,
     timezone: str | None = "UTC",
+    filters: list[FilterInput] | None = NO_FILTERS,
 ) -> RevenueSummary:
     """The revenue summary, in the site's reporting currency."""
     await info.context.authorize(site_id)
     async with info.context.database.read() as session:
         site = await require_site(session, site_id)
         summary = await revenue_resolvers.revenue_summary(
-            session, site=site, period=_period(start, end, timezone)
+            session, site=site, period=_period(start, end, timezone), filters=to_filters(filters)
         )
     return RevenueSummary.from_summary(summary)
 
@@ -90,6 +98,7 @@ async def resolve_revenue_timeseries(
     start: str | None = UNSET,
     end: str | None = UNSET,
     timezone: str | None = "UTC",
+    filters: list[FilterInput] | None = NO_FILTERS,
     granularity: Granularity | None = Granularity.DAY,
 ) -> list[RevenuePoint]:
     """The revenue series, every bucket of the range present."""
@@ -101,6 +110,7 @@ async def resolve_revenue_timeseries(
             site=site,
             period=_period(start, end, timezone),
             granularity=granularity,
+            filters=to_filters(filters),
         )
     return [
         RevenuePoint(

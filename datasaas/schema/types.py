@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
@@ -115,7 +116,14 @@ async def resolve_completions(
     after: str | None = UNSET,
 ) -> CompletionConnection:
     """A keyset page, loaded in one batch with every other goal of the request."""
-    key = CompletionsKey(root.goal_id, root.rng, 100 if first is None else first, given(after))
+    key = CompletionsKey(
+        root.goal_id,
+        root.rng,
+        100 if first is None else first,
+        given(after),
+        root.site_id,
+        root.filters,
+    )
     return CompletionConnection.from_page(await info.context.completions_loader.load(key))
 
 
@@ -129,10 +137,14 @@ class Goal:
     conversion_rate: float
     goal_id: strawberry.Private[int | None]
     rng: strawberry.Private[TimeRange]
+    site_id: strawberry.Private[str]
+    filters: strawberry.Private[tuple[Filter, ...]]
 
     @classmethod
-    def from_row(cls, row: GoalRow, rng: TimeRange) -> Goal:
-        """Build from a resolver row and the range it was computed for."""
+    def from_row(
+        cls, row: GoalRow, rng: TimeRange, site_id: str, filters: Sequence[Filter] = ()
+    ) -> Goal:
+        """Build from a resolver row and the range and filters it was computed for."""
         return cls(
             name=row.name,
             unique_visitors=row.unique_visitors,
@@ -140,6 +152,8 @@ class Goal:
             conversion_rate=row.conversion_rate,
             goal_id=row.goal_id,
             rng=rng,
+            site_id=site_id,
+            filters=tuple(filters),
         )
 
     completions: CompletionConnection = strawberry.field(

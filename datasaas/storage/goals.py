@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pyroaring import BitMap
 from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from datasaas.storage.activity import goal_activity
+from datasaas.storage.filters import VisitorFilter
 from datasaas.storage.models import Goal, GoalCompletion, Visitor
 from datasaas.storage.sql import insert_ignore
 
@@ -97,8 +99,14 @@ async def goal_stats(
     limit: int,
     offset: int,
     name: str | None = None,
+    visitors: VisitorFilter | None = None,
+    matching: BitMap | None = None,
 ) -> list[GoalStats]:
-    """Every goal of the site (or one by name) with range counts, busiest first, then by name."""
+    """Every goal of the site (or one by name) with range counts, busiest first, then by name.
+
+    With ``visitors`` (and their keys, ``matching``) only completions of those visitors count:
+    uniques are the cached bitmaps intersected with the keys, completions a grouped count.
+    """
     query = select(col(Goal.id), col(Goal.name)).where(col(Goal.site_id) == site_id)
     if name is not None:
         query = query.where(col(Goal.name) == name)
@@ -115,12 +123,23 @@ async def goal_stats(
         end=end,
         goal_ids={goal_id for goal_id, _ in goals} if name is not None else None,
     )
+    completions = activity.completions
+    uniques = {goal: len(bitmap) for goal, bitmap in activity.visitors.items()}
+    if visitors is not None and matching is not None:
+        uniques = {goal: len(bitmap & matching) for goal, bitmap in activity.visitors.items()}
+        completions = await count_completions(
+            session,
+            goal_ids=[goal for goal, _ in goals],
+            start=start,
+            end=end,
+            visitors=visitors,
+        )
     stats = [
         GoalStats(
             goal_id=goal_id,
             name=goal_name,
-            unique_visitors=len(activity.visitors.get(goal_id, ())),
-            completion_count=activity.completions.get(goal_id, 0),
+            unique_visitors=uniques.get(goal_id, 0),
+            completion_count=completions.get(goal_id, 0),
         )
         for goal_id, goal_name in goals
     ]
@@ -137,6 +156,7 @@ async def list_completions(
     limit: int,
     offset: int = 0,
     before: tuple[datetime, int] | None = None,
+    visitors: VisitorFilter | None = None,
 ) -> list[CompletionRow]:
     """Up to ``limit`` completions per goal, newest first (then newest insert first), by goal.
 
@@ -147,6 +167,8 @@ async def list_completions(
         return []
     order = (col(GoalCompletion.completed_at).desc(), col(GoalCompletion.id).desc())
     conditions = [_in_range(start, end)]
+    if visitors is not None:
+        conditions.append(visitors.applies_to(GoalCompletion.visitor_id))
     if before is not None:
         at, row_id = before
         conditions.append(
@@ -193,7 +215,12 @@ async def list_completions(
 
 
 async def count_completions(
-    session: AsyncSession, *, goal_ids: Sequence[int], start: datetime, end: datetime
+    session: AsyncSession,
+    *,
+    goal_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    visitors: VisitorFilter | None = None,
 ) -> dict[int, int]:
     """Completions per goal in the range (goals with none are absent)."""
     query = (
@@ -201,4 +228,6 @@ async def count_completions(
         .where(col(GoalCompletion.goal_id).in_(goal_ids), _in_range(start, end))
         .group_by(col(GoalCompletion.goal_id))
     )
+    if visitors is not None:
+        query = query.where(visitors.applies_to(GoalCompletion.visitor_id))
     return {int(goal): int(count) for goal, count in (await session.execute(query)).all()}

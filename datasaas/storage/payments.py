@@ -68,7 +68,12 @@ def _in_range(start: datetime, end: datetime) -> ColumnElement[bool]:
 
 
 async def revenue_totals(
-    session: AsyncSession, *, site_id: str, start: datetime, end: datetime
+    session: AsyncSession,
+    *,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    visitors: ColumnElement[bool] | None = None,
 ) -> RevenueTotals:
     """New revenue, refunds and distinct paying visitors in [start, end]."""
     is_refund = col(Payment.payment_type) == REFUND
@@ -85,7 +90,11 @@ async def revenue_totals(
                     func.sum(case((is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
                 ),
                 func.count(func.distinct(paying)),
-            ).where(col(Payment.site_id) == site_id, _in_range(start, end))
+            ).where(
+                col(Payment.site_id) == site_id,
+                _in_range(start, end),
+                *([] if visitors is None else [visitors]),
+            )
         )
     ).one()
     return RevenueTotals(int(row[0]), int(row[1]), int(row[2]))
@@ -142,7 +151,13 @@ async def recurring_covering(
 
 
 async def revenue_by_granule(
-    session: AsyncSession, *, site_id: str, start: datetime, end: datetime, granule_seconds: int
+    session: AsyncSession,
+    *,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    granule_seconds: int,
+    visitors: ColumnElement[bool] | None = None,
 ) -> list[tuple[int, bool, int]]:
     """(granule start in Unix seconds, is refund, sum) for [start, end], grouped in SQL."""
     seconds = epoch_seconds(session, col(Payment.paid_at))
@@ -157,6 +172,8 @@ async def revenue_by_granule(
         .where(col(Payment.site_id) == site_id, _in_range(start, end))
         .group_by("granule", "refund")
     )
+    if visitors is not None:
+        query = query.where(visitors)
     rows = (await session.execute(query)).all()
     return [(int(r[0]) * granule_seconds, bool(r[1]), int(r[2])) for r in rows]
 
