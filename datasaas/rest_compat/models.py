@@ -254,6 +254,71 @@ class PaymentDeleteResponse(BaseModel):
     meta: SiteMeta
 
 
+DimensionName = Literal[
+    "source",
+    "country",
+    "city",
+    "browser",
+    "os",
+    "device_type",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+]
+
+
+class RevenueBreakdownItem(BaseModel):
+    """Revenue of the visitors with one value of the dimension (``null`` = no value)."""
+
+    value: str | None
+    visitors: int
+    paying_visitors: int
+    new_revenue: Decimal
+    refund_revenue: Decimal
+    total_revenue: Decimal
+    conversion_rate: float
+    revenue_per_visitor: Decimal
+
+
+class BreakdownMeta(RangeMeta):
+    """Meta of the breakdowns."""
+
+    dimension: DimensionName
+    currency: str
+    limit: int
+    offset: int
+
+
+class RevenueBreakdownResponse(BaseModel):
+    """GET /api/v1/revenue/breakdown."""
+
+    results: list[RevenueBreakdownItem]
+    meta: BreakdownMeta
+
+
+class GoalBreakdownItem(BaseModel):
+    """One goal's numbers among the visitors with one value of the dimension."""
+
+    value: str | None
+    visitors: int
+    unique_visitors: int
+    completion_count: int
+    conversion_rate: float
+
+
+class GoalBreakdownMeta(BreakdownMeta):
+    """Meta of a goal's breakdown."""
+
+    goal_name: str
+
+
+class GoalBreakdownResponse(BaseModel):
+    """GET /api/v1/goals/{name}/breakdown."""
+
+    results: list[GoalBreakdownItem]
+    meta: GoalBreakdownMeta
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorEnvelope, "description": "Invalid request"},
     401: {"model": ErrorEnvelope, "description": "Missing, malformed, unknown or revoked API key"},

@@ -16,6 +16,7 @@ from datasaas.deps import DatabaseDep, PrincipalDep
 from datasaas.errors import Conflict, InvalidInput
 from datasaas.filters import Filter
 from datasaas.money import to_major
+from datasaas.resolvers import breakdowns as breakdown_resolvers
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
@@ -45,6 +46,15 @@ Limit = Annotated[
     Query(description="Results limit, 1-1000", json_schema_extra={"minimum": 1, "maximum": 1000}),
 ]
 Offset = Annotated[int, Query(description="Results to skip", json_schema_extra={"minimum": 0})]
+DimensionParam = Annotated[
+    str | None,
+    Query(
+        description=(
+            "One of source, country, city, browser, os, device_type, utm_source, utm_medium, "
+            "utm_campaign"
+        )
+    ),
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -500,5 +510,118 @@ async def delete_payment(
         {
             "results": {"deleted": True, "transaction_id": deleted.transaction_id},
             "meta": {"site_id": site_id},
+        }
+    )
+
+
+def _breakdown_meta(site_id: str, breakdown: breakdown_resolvers.Breakdown[Any]) -> dict[str, Any]:
+    return {
+        **_range_meta(site_id, breakdown.range),
+        "dimension": breakdown.dimension.value,
+        "currency": breakdown.currency,
+        "limit": breakdown.limit,
+        "offset": breakdown.offset,
+    }
+
+
+@router.get(
+    "/revenue/breakdown",
+    response_model=models.RevenueBreakdownResponse,
+    summary="Revenue by a first-touch dimension",
+    tags=["revenue"],
+)
+async def revenue_breakdown(
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    site_id: SiteId,
+    dimension: DimensionParam = None,
+    start: Start = None,
+    end: End = None,
+    timezone: Timezone = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Response:
+    """Visitors, payers and revenue per value of the dimension (null = no value), top first."""
+    principal.authorize(site_id)
+    visitor_filters = _filters(request)
+    async with database.read() as session:
+        site = await require_site(session, site_id)
+        breakdown = await breakdown_resolvers.revenue_breakdown(
+            session,
+            site=site,
+            period=Period(start, end, timezone),
+            dimension=dimension,
+            filters=visitor_filters,
+            limit=limit,
+            offset=offset,
+        )
+    return DecimalJSONResponse(
+        {
+            "results": [
+                {
+                    "value": row.value,
+                    "visitors": row.visitors,
+                    "paying_visitors": row.paying_visitors,
+                    "new_revenue": row.new_revenue,
+                    "refund_revenue": row.refund_revenue,
+                    "total_revenue": row.total_revenue,
+                    "conversion_rate": row.conversion_rate,
+                    "revenue_per_visitor": row.revenue_per_visitor,
+                }
+                for row in breakdown.rows
+            ],
+            "meta": _breakdown_meta(site_id, breakdown),
+        }
+    )
+
+
+@router.get(
+    "/goals/{name:path}/breakdown",
+    response_model=models.GoalBreakdownResponse,
+    summary="A goal's conversion by a first-touch dimension",
+    tags=["goals"],
+)
+async def goal_breakdown(
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    name: Annotated[str, Path(description="Goal name, e.g. signup")],
+    site_id: SiteId,
+    dimension: DimensionParam = None,
+    start: Start = None,
+    end: End = None,
+    timezone: Timezone = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Response:
+    """Visitors, completers and completions per value of the dimension, busiest first."""
+    principal.authorize(site_id)
+    visitor_filters = _filters(request)
+    async with database.read() as session:
+        site = await require_site(session, site_id)
+        goal_name, breakdown = await breakdown_resolvers.goal_breakdown(
+            session,
+            site=site,
+            name=name,
+            period=Period(start, end, timezone),
+            dimension=dimension,
+            filters=visitor_filters,
+            limit=limit,
+            offset=offset,
+        )
+    return DecimalJSONResponse(
+        {
+            "results": [
+                {
+                    "value": row.value,
+                    "visitors": row.visitors,
+                    "unique_visitors": row.unique_visitors,
+                    "completion_count": row.completion_count,
+                    "conversion_rate": row.conversion_rate,
+                }
+                for row in breakdown.rows
+            ],
+            "meta": {**_breakdown_meta(site_id, breakdown), "goal_name": goal_name},
         }
     )

@@ -13,7 +13,8 @@ from strawberry.fastapi import BaseContext
 
 from datasaas.deps import get_database, get_principal
 from datasaas.errors import DomainError, Unauthorized
-from datasaas.filters import Filter
+from datasaas.filters import Dimension, Filter
+from datasaas.resolvers.breakdowns import GoalBreakdownRow, goal_breakdowns
 from datasaas.resolvers.goals import CompletionConnection, completion_connections
 from datasaas.resolvers.sites import Principal
 from datasaas.storage.engine import Database
@@ -33,6 +34,18 @@ class CompletionsKey(NamedTuple):
     filters: tuple[Filter, ...]
 
 
+class BreakdownKey(NamedTuple):
+    """One ``Goal.breakdown``: which goal (None = never recorded), its range, filters, page."""
+
+    goal_id: int | None
+    rng: TimeRange
+    site_id: str
+    filters: tuple[Filter, ...]
+    dimension: Dimension
+    limit: int | None
+    offset: int | None
+
+
 class Context(BaseContext):
     """What every resolver gets: the database, the caller's key and this request's loaders."""
 
@@ -45,6 +58,9 @@ class Context(BaseContext):
         self._auth_lock = asyncio.Lock()
         self.completions_loader: DataLoader[CompletionsKey, CompletionConnection] = DataLoader(
             load_fn=self._load_completions
+        )
+        self.breakdown_loader: DataLoader[BreakdownKey, list[GoalBreakdownRow]] = DataLoader(
+            load_fn=self._load_breakdowns
         )
 
     async def principal(self) -> Principal:
@@ -98,6 +114,35 @@ class Context(BaseContext):
                     continue
                 for key in members:
                     found[key] = EMPTY_CONNECTION if key.goal_id is None else pages[key.goal_id]
+        return [found[key] for key in keys]
+
+    async def _load_breakdowns(
+        self, keys: list[BreakdownKey]
+    ) -> Sequence[list[GoalBreakdownRow] | BaseException]:
+        # Keys differing only by goal are one batch: one grouped query for all their goals.
+        groups: defaultdict[tuple[object, ...], list[BreakdownKey]] = defaultdict(list)
+        for key in keys:
+            groups[key[1:]].append(key)
+        found: dict[BreakdownKey, list[GoalBreakdownRow] | BaseException] = {}
+        async with self.database.read() as session:
+            for members in groups.values():
+                first = members[0]
+                try:
+                    pages = await goal_breakdowns(
+                        session,
+                        site_id=first.site_id,
+                        goal_ids=[key.goal_id for key in members],
+                        rng=first.rng,
+                        dimension=first.dimension,
+                        filters=first.filters,
+                        limit=first.limit,
+                        offset=first.offset,
+                    )
+                except DomainError as exc:
+                    found.update(dict.fromkeys(members, exc))
+                    continue
+                for key in members:
+                    found[key] = pages[key.goal_id]
         return [found[key] for key in keys]
 
 

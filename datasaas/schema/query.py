@@ -5,6 +5,8 @@ from __future__ import annotations
 import strawberry
 from strawberry import UNSET
 
+from datasaas.filters import Dimension
+from datasaas.resolvers import breakdowns as breakdown_resolvers
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
@@ -17,6 +19,7 @@ from datasaas.schema.types import (
     FilterInput,
     Goal,
     PaymentConnection,
+    RevenueBreakdownRow,
     RevenuePoint,
     RevenueSummary,
     given,
@@ -146,6 +149,33 @@ async def resolve_payments(
     return PaymentConnection.from_page(page)
 
 
+async def resolve_revenue_breakdown(
+    info: strawberry.Info[Context],
+    site_id: str,
+    dimension: Dimension,
+    start: str | None = UNSET,
+    end: str | None = UNSET,
+    timezone: str | None = "UTC",
+    filters: list[FilterInput] | None = NO_FILTERS,
+    limit: int | None = 100,
+    offset: int | None = 0,
+) -> list[RevenueBreakdownRow]:
+    """Revenue per value of a first-touch dimension."""
+    await info.context.authorize(site_id)
+    async with info.context.database.read() as session:
+        site = await require_site(session, site_id)
+        breakdown = await breakdown_resolvers.revenue_breakdown(
+            session,
+            site=site,
+            period=_period(start, end, timezone),
+            dimension=dimension,
+            filters=to_filters(filters),
+            limit=limit,
+            offset=offset,
+        )
+    return [RevenueBreakdownRow.from_row(row) for row in breakdown.rows]
+
+
 @strawberry.type
 class Query:
     """Reads. ``start``/``end``/``timezone`` work as in REST (CONTRACT §5)."""
@@ -169,5 +199,12 @@ class Query:
         description=(
             "The payments ledger, newest first; `first` is 1-1000, `after` an `endCursor` from "
             "a previous page."
+        ),
+    )
+    revenue_breakdown: list[RevenueBreakdownRow] = strawberry.field(
+        resolver=resolve_revenue_breakdown,
+        description=(
+            "Visitors, payers and revenue per value of a first-touch dimension (null = no "
+            "value): total revenue desc, visitors desc, value asc."
         ),
     )

@@ -13,12 +13,13 @@ from strawberry import UNSET
 from datasaas.billing import BillingInterval
 from datasaas.filters import Dimension, Filter, FilterOperator, build_filter, check_count
 from datasaas.money import to_major
+from datasaas.resolvers import breakdowns
 from datasaas.resolvers import revenue as revenue_resolvers
 from datasaas.resolvers.goals import CompletionConnection as CompletionPage
 from datasaas.resolvers.goals import GoalRow, encode_cursor
 from datasaas.resolvers.payments import PaymentConnection as PaymentPage
 from datasaas.resolvers.payments import PaymentType, payment_cursor
-from datasaas.schema.context import CompletionsKey, Context
+from datasaas.schema.context import BreakdownKey, CompletionsKey, Context
 from datasaas.schema.scalars import JSON
 from datasaas.storage.goals import CompletionRow
 from datasaas.storage.payments import LedgerRow
@@ -127,6 +128,68 @@ async def resolve_completions(
     return CompletionConnection.from_page(await info.context.completions_loader.load(key))
 
 
+@strawberry.type(description="One goal's numbers among the visitors with one dimension value.")
+class GoalBreakdownRow:
+    """A row of ``Goal.breakdown``; ``value`` null = visitors without a value."""
+
+    value: str | None
+    visitors: int
+    unique_visitors: int
+    completion_count: int
+    conversion_rate: float
+
+    @classmethod
+    def from_row(cls, row: breakdowns.GoalBreakdownRow) -> GoalBreakdownRow:
+        """Build from the resolver's row."""
+        return cls(
+            value=row.value,
+            visitors=row.visitors,
+            unique_visitors=row.unique_visitors,
+            completion_count=row.completion_count,
+            conversion_rate=row.conversion_rate,
+        )
+
+
+@strawberry.type(description="Revenue of the visitors with one dimension value.")
+class RevenueBreakdownRow:
+    """A row of ``revenueBreakdown``; ``value`` null = visitors without a value."""
+
+    value: str | None
+    visitors: int
+    paying_visitors: int
+    new_revenue: Decimal
+    refund_revenue: Decimal
+    total_revenue: Decimal
+    conversion_rate: float
+    revenue_per_visitor: Decimal
+
+    @classmethod
+    def from_row(cls, row: breakdowns.RevenueBreakdownRow) -> RevenueBreakdownRow:
+        """Build from the resolver's row."""
+        return cls(
+            value=row.value,
+            visitors=row.visitors,
+            paying_visitors=row.paying_visitors,
+            new_revenue=row.new_revenue,
+            refund_revenue=row.refund_revenue,
+            total_revenue=row.total_revenue,
+            conversion_rate=row.conversion_rate,
+            revenue_per_visitor=row.revenue_per_visitor,
+        )
+
+
+async def resolve_breakdown(
+    root: Goal,
+    info: strawberry.Info[Context],
+    dimension: Dimension,
+    limit: int | None = 100,
+    offset: int | None = 0,
+) -> list[GoalBreakdownRow]:
+    """The goal's breakdown, loaded in one batch with every other goal of the request."""
+    key = BreakdownKey(root.goal_id, root.rng, root.site_id, root.filters, dimension, limit, offset)
+    return [GoalBreakdownRow.from_row(row) for row in await info.context.breakdown_loader.load(key)]
+
+
 @strawberry.type(description="A goal's conversion statistics in the requested range.")
 class Goal:
     """One goal of a site."""
@@ -161,6 +224,13 @@ class Goal:
         description=(
             "Completions in the goal's range, newest first; `first` is 1-1000, `after` an "
             "`endCursor` from a previous page."
+        ),
+    )
+    breakdown: list[GoalBreakdownRow] = strawberry.field(
+        resolver=resolve_breakdown,
+        description=(
+            "The goal's numbers per value of a first-touch dimension (the goal's range and "
+            "filters), busiest first."
         ),
     )
 

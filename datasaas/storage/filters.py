@@ -82,3 +82,17 @@ async def visitor_filter(
             negate = flt.operator is FilterOperator.IS_NOT
             conditions.append(_values_condition(column, flt.values, negate))
     return VisitorFilter(site_id, and_(*conditions))
+
+
+async def visitors_by_value(
+    session: AsyncSession, *, site_id: str, dimension: str, visitors: VisitorFilter | None
+) -> dict[str | None, BitMap]:
+    """The site's visitor keys grouped by their value of ``dimension`` (None = no value)."""
+    column = dimension_column(dimension)
+    query = select(column, col(Visitor.id)).where(col(Visitor.site_id) == site_id)
+    if visitors is not None:
+        query = query.where(visitors.where)
+    grouped: dict[str | None, list[int]] = {}
+    for value, key in (await session.execute(query)).all():
+        grouped.setdefault(value, []).append(int(key))
+    return {value: BitMap(keys) for value, keys in grouped.items()}

@@ -121,10 +121,8 @@ class Door:
         }
 
 
-@pytest.fixture(params=["rest", "graphql"])
-async def door(
-    request: pytest.FixtureRequest, database: Database, client: httpx.AsyncClient, key: IssuedKey
-) -> Door:
+async def populate(database: Database, client: httpx.AsyncClient, key: IssuedKey) -> None:
+    """Visitors a-d with attributes (e is server-side only), their payments and signups."""
     for uid, attrs in PEOPLE.items():
         await _person(database, uid, attrs)
     headers = bearer(key)
@@ -146,6 +144,13 @@ async def door(
                paid_at=at)  # fmt: skip
     for uid in ("c", "d", "d"):
         await post("goals", name="signup", visitor_id=uid, completed_at=at)
+
+
+@pytest.fixture(params=["rest", "graphql"])
+async def door(
+    request: pytest.FixtureRequest, database: Database, client: httpx.AsyncClient, key: IssuedKey
+) -> Door:
+    await populate(database, client, key)
     return Door(request.param, client, key)
 
 

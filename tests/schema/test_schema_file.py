@@ -35,7 +35,14 @@ enum Granularity { HOUR DAY WEEK MONTH }
 enum PaymentType { ONE_TIME RECURRING REFUND }
 enum BillingInterval { DAY WEEK MONTH YEAR }
 type Goal { name: String!  uniqueVisitors: Int!  completionCount: Int!  conversionRate: Float!
-            completions(first: Int = 100, after: String): CompletionConnection! }
+            completions(first: Int = 100, after: String): CompletionConnection!
+            breakdown(dimension: Dimension!, limit: Int = 100, offset: Int = 0):
+              [GoalBreakdownRow!]! }
+type RevenueBreakdownRow { value: String  visitors: Int!  payingVisitors: Int!
+  newRevenue: Decimal!  refundRevenue: Decimal!  totalRevenue: Decimal!
+  conversionRate: Float!  revenuePerVisitor: Decimal! }
+type GoalBreakdownRow { value: String  visitors: Int!  uniqueVisitors: Int!
+  completionCount: Int!  conversionRate: Float! }
 type Completion { visitorId: String!  completedAt: DateTime!  url: String  metadata: JSON
                   source: String  country: String  city: String  browser: String  os: String
                   deviceType: String }
@@ -60,14 +67,20 @@ enum FilterOperator { IS IS_NOT CONTAINS }
 input FilterInput { dimension: Dimension!  operator: FilterOperator! = IS  values: [String]! }
 type Query {
   goals(siteId: String!, start: String, end: String, timezone: String = "UTC",
-        limit: Int = 100, offset: Int = 0): [Goal!]!
-  goal(siteId: String!, name: String!, start: String, end: String, timezone: String = "UTC"): Goal!
-  revenue(siteId: String!, start: String, end: String, timezone: String = "UTC"): RevenueSummary!
+        filters: [FilterInput!] = [], limit: Int = 100, offset: Int = 0): [Goal!]!
+  goal(siteId: String!, name: String!, start: String, end: String, timezone: String = "UTC",
+       filters: [FilterInput!] = []): Goal!
+  revenue(siteId: String!, start: String, end: String, timezone: String = "UTC",
+          filters: [FilterInput!] = []): RevenueSummary!
   revenueTimeseries(siteId: String!, start: String, end: String, timezone: String = "UTC",
+                    filters: [FilterInput!] = [],
                     granularity: Granularity = DAY): [RevenuePoint!]!
   payments(siteId: String!, start: String, end: String, timezone: String = "UTC",
            filters: [FilterInput!] = [], paymentType: PaymentType,
            first: Int = 100, after: String): PaymentConnection!
+  revenueBreakdown(siteId: String!, dimension: Dimension!, start: String, end: String,
+                   timezone: String = "UTC", filters: [FilterInput!] = [],
+                   limit: Int = 100, offset: Int = 0): [RevenueBreakdownRow!]!
 }
 input CreateGoalInput { name: String!  visitorId: String!  url: String  metadata: JSON }
 input CreatePaymentInput { visitorId: String!  amount: Decimal!  currency: String!
