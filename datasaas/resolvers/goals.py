@@ -249,11 +249,11 @@ async def list_completions(
 async def completion_connections(
     session: AsyncSession,
     *,
+    site_id: str,
     goal_ids: Sequence[int],
     rng: TimeRange,
     first: int,
     after: str | None,
-    site_id: str = "",
     filters: Sequence[Filter] = (),
 ) -> dict[int, CompletionConnection]:
     """Keyset pages for several goals at once (two statements, whatever the number of goals)."""

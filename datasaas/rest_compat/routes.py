@@ -65,6 +65,15 @@ IdempotencyKey = Annotated[
 ]
 
 
+FILTERS_DOC = (
+    "Filters on the visitors' first-touch attributes: `DIMENSION[OPERATOR]=VALUE`, with "
+    "DIMENSION one of source, country, city, browser, os, device_type, utm_source, utm_medium, "
+    "utm_campaign and OPERATOR `is` (any of `A|B`), `is_not` (none of; keeps no value) or "
+    "`contains` (case-insensitive). An empty value means no value: `source[is]=` is direct "
+    "traffic. Several filters AND together."
+)
+
+
 def _range_meta(site_id: str, rng: TimeRange) -> dict[str, Any]:
     return {
         "site_id": site_id,
@@ -110,6 +119,7 @@ def _ledger_item(row: LedgerRow) -> dict[str, Any]:
     "/goals",
     response_model=models.GoalsResponse,
     summary="Goals with conversion statistics",
+    description=FILTERS_DOC,
     tags=["goals"],
 )
 async def list_goals(
@@ -161,6 +171,7 @@ async def list_goals(
     "/goals/{name:path}/completions",
     response_model=models.CompletionsResponse,
     summary="Individual completions of a goal",
+    description=FILTERS_DOC,
     tags=["goals"],
 )
 async def list_completions(
@@ -217,6 +228,7 @@ async def list_completions(
     "/revenue",
     response_model=models.RevenueResponse,
     summary="Revenue overview",
+    description=FILTERS_DOC,
     tags=["revenue"],
 )
 async def revenue(
@@ -252,6 +264,7 @@ async def revenue(
     "/revenue/timeseries",
     response_model=models.TimeseriesResponse,
     summary="Revenue over time",
+    description=FILTERS_DOC,
     tags=["revenue"],
 )
 async def revenue_timeseries(
@@ -443,6 +456,7 @@ async def create_payment(
     "/payments",
     response_model=models.PaymentsResponse,
     summary="The payments ledger",
+    description=FILTERS_DOC,
     tags=["revenue"],
 )
 async def list_payments(
@@ -459,10 +473,7 @@ async def list_payments(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Response:
-    """Payments newest first, with refunds, billing interval and the payer's first touch.
-
-    Filters: `DIMENSION[OPERATOR]=VALUE`, e.g. `country[is]=United States|Canada`.
-    """
+    """Payments newest first, with refunds, billing interval and the payer's first touch."""
     principal.authorize(site_id)
     visitor_filters = _filters(request)
     async with database.read() as session:
@@ -528,6 +539,7 @@ def _breakdown_meta(site_id: str, breakdown: breakdown_resolvers.Breakdown[Any])
     "/revenue/breakdown",
     response_model=models.RevenueBreakdownResponse,
     summary="Revenue by a first-touch dimension",
+    description=FILTERS_DOC,
     tags=["revenue"],
 )
 async def revenue_breakdown(
@@ -580,6 +592,7 @@ async def revenue_breakdown(
     "/goals/{name:path}/breakdown",
     response_model=models.GoalBreakdownResponse,
     summary="A goal's conversion by a first-touch dimension",
+    description=FILTERS_DOC,
     tags=["goals"],
 )
 async def goal_breakdown(

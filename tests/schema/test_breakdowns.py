@@ -213,3 +213,47 @@ async def test_goal_breakdowns_are_batched(
     one = await statements(1)
     many = await statements(10)
     assert many == one
+
+
+async def test_readme_question_gives_the_same_numbers_through_both_doors(
+    database: Database, client: httpx.AsyncClient, key: IssuedKey
+) -> None:
+    """Revenue, payers and conversion by source, New York time, mobile visitors only."""
+    await populate(database, client, key)
+    headers = bearer(key)
+    span = 'start: "2026-03-01", end: "2026-03-26", timezone: "America/New_York"'
+    response = await client.post(
+        "/graphql",
+        json={
+            "query": f"""{{ revenueBreakdown(siteId: "ds_test", dimension: SOURCE, {span},
+                filters: [{{dimension: DEVICE_TYPE, operator: IS, values: ["mobile"]}}]) {{
+                value visitors payingVisitors newRevenue refundRevenue totalRevenue
+                conversionRate revenuePerVisitor }} }}"""
+        },
+        headers=headers,
+    )
+    graphql_rows = response.json()["data"]["revenueBreakdown"]
+    rest = await client.get(
+        "/api/v1/revenue/breakdown",
+        params={
+            "site_id": SITE,
+            "dimension": "source",
+            "start": "2026-03-01",
+            "end": "2026-03-26",
+            "timezone": "America/New_York",
+            "device_type[is]": "mobile",
+        },
+        headers=headers,
+    )
+    body = json.loads(rest.text, parse_float=Decimal)
+    assert body["meta"]["timezone"] == "America/New_York"
+    money = ("new_revenue", "refund_revenue", "total_revenue", "revenue_per_visitor")
+    assert Door._rows(graphql_rows, money) == [
+        {**row, "conversion_rate": float(row["conversion_rate"])} for row in body["results"]
+    ]
+    assert [row["value"] for row in body["results"]] == [
+        "google.com",
+        "news.ycombinator.com",
+        None,
+    ]
+    assert body["results"][0]["paying_visitors"] == 1
