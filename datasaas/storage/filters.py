@@ -19,6 +19,7 @@ from sqlmodel import col
 
 from datasaas.filters import Filter, FilterOperator, matches
 from datasaas.storage.models import Visitor
+from datasaas.storage.sql import aggregate_ids, parse_ids
 
 
 def dimension_column(dimension: str) -> Any:
@@ -56,10 +57,12 @@ class VisitorFilter:
 
     async def keys(self, session: AsyncSession) -> BitMap:
         """The matching visitor keys."""
-        rows = await session.execute(
-            select(col(Visitor.id)).where(col(Visitor.site_id) == self.site_id, self.where)
+        found = await session.scalar(
+            select(aggregate_ids(session, col(Visitor.id))).where(
+                col(Visitor.site_id) == self.site_id, self.where
+            )
         )
-        return BitMap(int(key) for key in rows.scalars() if key is not None)
+        return BitMap(parse_ids(found))
 
 
 async def visitor_filter(
@@ -89,10 +92,12 @@ async def visitors_by_value(
 ) -> dict[str | None, BitMap]:
     """The site's visitor keys grouped by their value of ``dimension`` (None = no value)."""
     column = dimension_column(dimension)
-    query = select(column, col(Visitor.id)).where(col(Visitor.site_id) == site_id)
+    query = (
+        select(column, aggregate_ids(session, col(Visitor.id)))
+        .where(col(Visitor.site_id) == site_id)
+        .group_by(column)
+    )
     if visitors is not None:
         query = query.where(visitors.where)
-    grouped: dict[str | None, list[int]] = {}
-    for value, key in (await session.execute(query)).all():
-        grouped.setdefault(value, []).append(int(key))
-    return {value: BitMap(keys) for value, keys in grouped.items()}
+    rows = (await session.execute(query)).all()
+    return {value: BitMap(parse_ids(keys)) for value, keys in rows}

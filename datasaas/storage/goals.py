@@ -15,7 +15,7 @@ from sqlmodel import col
 from datasaas.storage.activity import goal_activity
 from datasaas.storage.filters import VisitorFilter
 from datasaas.storage.models import Goal, GoalCompletion, Visitor
-from datasaas.storage.sql import insert_ignore
+from datasaas.storage.sql import aggregate_ids, insert_ignore, parse_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +126,17 @@ async def goal_stats(
     completions = activity.completions
     uniques = {goal: len(bitmap) for goal, bitmap in activity.visitors.items()}
     if visitors is not None and matching is not None:
-        uniques = {goal: len(bitmap & matching) for goal, bitmap in activity.visitors.items()}
-        completions = await count_completions(
+        uniques = {
+            goal: bitmap.intersection_cardinality(matching)
+            for goal, bitmap in activity.visitors.items()
+        }
+        completions = await count_completions_of(
             session,
+            site_id=site_id,
             goal_ids=[goal for goal, _ in goals],
             start=start,
             end=end,
-            visitors=visitors,
+            keys=matching,
         )
     stats = [
         GoalStats(
@@ -212,6 +216,38 @@ async def list_completions(
     )
     rows = (await session.execute(query)).all()
     return [CompletionRow(*row) for row in rows]
+
+
+async def count_completions_of(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    goal_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    keys: BitMap,
+) -> dict[int, int]:
+    """Completions per goal in the range by the visitors in ``keys``.
+
+    The completing visitor ids come back aggregated per goal (one value per goal, not a row per
+    completion) and are counted against the bitmap in Python.
+    """
+    query = (
+        select(
+            col(GoalCompletion.goal_id),
+            aggregate_ids(session, col(GoalCompletion.visitor_id)),
+        )
+        .where(
+            col(GoalCompletion.site_id) == site_id,
+            col(GoalCompletion.goal_id).in_(goal_ids),
+            _in_range(start, end),
+        )
+        .group_by(col(GoalCompletion.goal_id))
+    )
+    counts: dict[int, int] = {}
+    for goal, visitors in (await session.execute(query)).all():
+        counts[int(goal)] = sum(1 for visitor in parse_ids(visitors) if visitor in keys)
+    return counts
 
 
 async def count_completions(
