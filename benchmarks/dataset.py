@@ -46,7 +46,7 @@ from datasaas.storage.models import SLOT_SECONDS
 SITE_ID = "ds_bench"
 SITE_DOMAIN = "bench.example.com"
 DEFAULT_END = datetime(2026, 11, 1, tzinfo=UTC)
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bump when the generated data changes, so cached databases are rebuilt."""
 
 MAX_VISITORS = (1 << 24) - 1
@@ -217,6 +217,10 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "original_transaction_id",
         "paid_at",
         "created_at",
+        "billing_interval",
+        "billing_interval_count",
+        "covers_until_at",
+        "provider",
     ),
     "visitor_slot": ("site_id", "slot", "visitor_id"),
 }
@@ -392,6 +396,12 @@ class GeneratedData:
         elif table == "payment":
             for paid_us, vid, txn, kind, amount, product, original in self.payments:
                 paid = fmt(paid_us)
+                monthly = kind == "recurring"
+                until = (
+                    fmt(_micros(_EPOCH + timedelta(microseconds=paid_us) + relativedelta(months=1)))
+                    if monthly
+                    else None
+                )
                 yield (
                     SITE_ID,
                     vid,
@@ -407,6 +417,10 @@ class GeneratedData:
                     original,
                     paid,
                     paid,
+                    "month" if monthly else None,
+                    1 if monthly else None,
+                    until,
+                    "api",
                 )
         elif table == "visitor_slot":
             yield from ((SITE_ID, key >> 24, key & 0xFFFFFF) for key in self.slot_keys)

@@ -20,7 +20,9 @@ Last, the UTC goals read is timed right after each of ``--runs`` goal completion
 the range (what a site receiving late events pays when finished days are cached), and checked
 again.
 
-The API's ``meta.visitors`` and per-goal counts are checked against naive exact SQL. Results go
+The API's ``meta.visitors`` and per-goal counts are checked against naive exact SQL, and so are
+the filtered reads (``is``, ``is_not``, ``contains``) and the revenue breakdowns by source and
+by country (every row's visitors and net revenue), timed on the UTC window. Results go
 to a Rich table and to ``.bench/results-<backend>.json``. ``--explain`` also times the resolvers
 in-process, statement by statement, with query plans of the slow statements.
 """
@@ -104,6 +106,50 @@ NAIVE_GOALS_SQL = (
     "SELECT g.name, COUNT(DISTINCT c.visitor_id), COUNT(*) FROM goal_completion c "
     "JOIN goal g ON g.id = c.goal_id "
     "WHERE c.site_id = ? AND c.completed_at BETWEEN ? AND ? GROUP BY g.name"
+)
+
+
+# Filtered reads and breakdowns (CONTRACT §11), timed on the UTC window and checked against
+# naive SQL: (read name, path, extra parameters, the visitor condition in naive SQL).
+FILTERED_READS: tuple[tuple[str, str, dict[str, str], str], ...] = (
+    (
+        "GET /api/v1/goals, device_type is mobile",
+        "/api/v1/goals",
+        {"device_type[is]": "mobile"},
+        "device_type = 'mobile'",
+    ),
+    (
+        "GET /api/v1/goals, country is_not United States",
+        "/api/v1/goals",
+        {"country[is_not]": "United States"},
+        "(country IS NULL OR country <> 'United States')",
+    ),
+    (
+        "GET /api/v1/goals, source contains GOO",
+        "/api/v1/goals",
+        {"source[contains]": "GOO"},
+        "lower(source) LIKE '%goo%'",
+    ),
+    (
+        "GET /api/v1/revenue, device_type is mobile",
+        "/api/v1/revenue",
+        {"device_type[is]": "mobile"},
+        "device_type = 'mobile'",
+    ),
+)
+BREAKDOWN_READS: tuple[tuple[str, str], ...] = (
+    ("GET /api/v1/revenue/breakdown (source)", "source"),
+    ("GET /api/v1/revenue/breakdown (country)", "country"),
+)
+NAIVE_ACTIVE_SQL = (
+    "SELECT visitor_id FROM pageview WHERE site_id = ? AND occurred_at BETWEEN ? AND ? UNION "
+    "SELECT visitor_id FROM goal_completion WHERE site_id = ? "
+    "AND completed_at BETWEEN ? AND ? UNION "
+    "SELECT visitor_id FROM payment WHERE site_id = ? AND paid_at BETWEEN ? AND ?"
+)
+NAIVE_NET_SQL = (
+    "SUM(CASE WHEN p.payment_type = 'refund' THEN -p.reporting_amount_minor "
+    "ELSE p.reporting_amount_minor END)"
 )
 
 
@@ -299,6 +345,15 @@ def reads_for(site_id: str, spec: DatasetSpec) -> list[Read]:
                 },
             ),
         ]
+        if window.label == "UTC":
+            result += [
+                Read(name, window, "GET", path, {**params, **extra})
+                for name, path, extra, _ in FILTERED_READS
+            ]
+            result += [
+                Read(name, window, "GET", "/api/v1/revenue/breakdown", {**params, "dimension": dim})
+                for name, dim in BREAKDOWN_READS
+            ]
     return result
 
 
@@ -413,6 +468,131 @@ def check_exactness(
             sum(count for _, count in naive_goals.values()),
             not wrong,
             f"differs for {', '.join(wrong)}" if wrong else f"{len(naive_goals)} goals equal",
+        ),
+    ]
+
+
+def _range_args(direct: DirectDatabase, window: Window) -> tuple[Any, ...]:
+    start, end = direct.bound(window.start_at), direct.bound(window.end_at)
+    return (SITE_ID, start, end) * 3
+
+
+def check_filtered(
+    direct: DirectDatabase, window: Window, read_name: str, condition: str, body: dict[str, Any]
+) -> list[ExactnessCheck]:
+    """A filtered read against naive SQL restricted to the matching visitors."""
+    matching = f"SELECT id FROM visitor WHERE site_id = ? AND {condition}"
+    start, end = direct.bound(window.start_at), direct.bound(window.end_at)
+    if "revenue" in read_name:
+        naive_minor = direct.rows(
+            f"SELECT COALESCE({NAIVE_NET_SQL}, 0) FROM payment p WHERE p.site_id = ? "
+            f"AND p.paid_at BETWEEN ? AND ? AND p.visitor_id IN ({matching})",
+            SITE_ID,
+            start,
+            end,
+            SITE_ID,
+        )[0][0]
+        api_minor = round(float(body["results"]["total_revenue"]) * 100)
+        return [
+            ExactnessCheck(
+                window.label,
+                f"total_revenue, minor ({read_name.split(', ', 1)[1]})",
+                api_minor,
+                int(naive_minor),
+                api_minor == int(naive_minor),
+            )
+        ]
+    visitors = int(
+        direct.rows(
+            f"SELECT COUNT(*) FROM ({NAIVE_ACTIVE_SQL}) AS a WHERE a.visitor_id IN ({matching})",
+            *_range_args(direct, window),
+            SITE_ID,
+        )[0][0]
+    )
+    naive_goals = {
+        str(name): (int(uniques), int(count))
+        for name, uniques, count in direct.rows(
+            "SELECT g.name, COUNT(DISTINCT c.visitor_id), COUNT(*) FROM goal_completion c "
+            "JOIN goal g ON g.id = c.goal_id WHERE c.site_id = ? "
+            f"AND c.completed_at BETWEEN ? AND ? AND c.visitor_id IN ({matching}) "
+            "GROUP BY g.name",
+            SITE_ID,
+            start,
+            end,
+            SITE_ID,
+        )
+    }
+    api_goals = {
+        str(row["goal_name"]): (int(row["unique_visitors"]), int(row["completion_count"]))
+        for row in body["results"]
+        if row["completion_count"]
+    }
+    api_visitors = int(body["meta"]["visitors"])
+    return [
+        ExactnessCheck(
+            window.label,
+            f"visitors ({read_name.split(', ', 1)[1]})",
+            api_visitors,
+            visitors,
+            api_visitors == visitors,
+        ),
+        ExactnessCheck(
+            window.label,
+            f"goal completions ({read_name.split(', ', 1)[1]})",
+            sum(count for _, count in api_goals.values()),
+            sum(count for _, count in naive_goals.values()),
+            api_goals == naive_goals,
+        ),
+    ]
+
+
+def check_breakdown(
+    direct: DirectDatabase, window: Window, dimension: str, body: dict[str, Any]
+) -> list[ExactnessCheck]:
+    """Every breakdown row's visitors and net revenue against naive grouped SQL."""
+    start, end = direct.bound(window.start_at), direct.bound(window.end_at)
+    naive_visitors = {
+        row[0]: int(row[1])
+        for row in direct.rows(
+            f"SELECT v.{dimension}, COUNT(*) FROM visitor v "
+            f"WHERE v.id IN ({NAIVE_ACTIVE_SQL}) GROUP BY v.{dimension}",
+            *_range_args(direct, window),
+        )
+    }
+    naive_money = {
+        row[0]: int(row[1])
+        for row in direct.rows(
+            f"SELECT v.{dimension}, {NAIVE_NET_SQL} FROM payment p "
+            "JOIN visitor v ON v.id = p.visitor_id WHERE p.site_id = ? "
+            f"AND p.paid_at BETWEEN ? AND ? GROUP BY v.{dimension}",
+            SITE_ID,
+            start,
+            end,
+        )
+    }
+    rows = body["results"]
+    api_visitors = {row["value"]: int(row["visitors"]) for row in rows}
+    api_money = {
+        row["value"]: round(float(row["total_revenue"]) * 100)
+        for row in rows
+        if row["value"] in naive_money or float(row["total_revenue"])
+    }
+    complete = len(rows) < int(body["meta"]["limit"])
+    return [
+        ExactnessCheck(
+            window.label,
+            f"breakdown visitors by {dimension}",
+            sum(api_visitors.values()),
+            sum(naive_visitors.values()),
+            complete and api_visitors == naive_visitors,
+            f"{len(api_visitors)} values",
+        ),
+        ExactnessCheck(
+            window.label,
+            f"breakdown net revenue, minor, by {dimension}",
+            sum(api_money.values()),
+            sum(naive_money.values()),
+            complete and api_money == naive_money,
         ),
     ]
 
@@ -705,9 +885,12 @@ def _measure_everything(
         floor, results = measured[0], measured[1:]
         if floor.median_ms is None or floor.p95_ms is None:
             raise RuntimeError(f"GET /healthz failed: {floor.note}")
+        attribution_bodies: dict[str, dict[str, Any]] = {}
         for read, result, response in zip(reads, results, responses[1:], strict=True):
-            if read.path == "/api/v1/goals" and result.status == "ok":
+            if read.name == "GET /api/v1/goals" and result.status == "ok":
                 goals_bodies[read.window.label] = response.json()
+            elif read.window.label == "UTC" and result.status == "ok":
+                attribution_bodies[read.name] = response.json()
 
         direct = DirectDatabase(url)
         try:
@@ -720,6 +903,17 @@ def _measure_everything(
                 if window.label in goals_bodies
                 for check in check_exactness(direct, window, goals_bodies[window.label])
             ]
+            utc_window = windows(spec)[0]
+            for name, _, _, condition in FILTERED_READS:
+                if name in attribution_bodies:
+                    exactness += check_filtered(
+                        direct, utc_window, name, condition, attribution_bodies[name]
+                    )
+            for name, dimension in BREAKDOWN_READS:
+                if name in attribution_bodies:
+                    exactness += check_breakdown(
+                        direct, utc_window, dimension, attribution_bodies[name]
+                    )
             server = direct.server_version()
             # Last, as it writes: reads after late events, then exactness again.
             write_secret = asyncio.run(issue_key(url, Scope.READ_WRITE))

@@ -9,13 +9,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pyroaring import BitMap
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.errors import InvalidInput
+from datasaas.filters import Filter
 from datasaas.resolvers import validation
 from datasaas.storage import activity
+from datasaas.storage import filters as filter_store
 from datasaas.storage import goals as goal_store
 from datasaas.storage import visitors as visitor_store
+from datasaas.storage.filters import VisitorFilter
 from datasaas.storage.goals import CompletionRow
 from datasaas.timerange import TimeRange, parse_range
 
@@ -97,10 +101,15 @@ class GoalResult:
     goal_name: str
 
 
+def keyset_cursor(at: datetime, row_id: int) -> str:
+    """Return an opaque cursor for a (instant, id) keyset position."""
+    raw = f"{at.astimezone(UTC).isoformat()}|{row_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
 def encode_cursor(row: CompletionRow) -> str:
     """Return an opaque cursor for a completion: its (completed_at, id) keyset position."""
-    raw = f"{row.completed_at.astimezone(UTC).isoformat()}|{row.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return keyset_cursor(row.completed_at, row.id)
 
 
 def decode_cursor(cursor: str, *, field: str = "after") -> tuple[datetime, int]:
@@ -111,6 +120,32 @@ def decode_cursor(cursor: str, *, field: str = "after") -> tuple[datetime, int]:
         return datetime.fromisoformat(at).astimezone(UTC), int(row_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput.for_field(field, "is not a cursor returned by this API") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """The visitors a read counts: the filter (None = everyone), its keys, how many in range."""
+
+    filter: VisitorFilter | None
+    keys: BitMap | None
+    active: BitMap
+
+    @property
+    def visitors(self) -> int:
+        """Visitors active in the range that match the filters."""
+        return len(self.active)
+
+
+async def audience(
+    session: AsyncSession, *, site_id: str, rng: TimeRange, filters: Sequence[Filter]
+) -> Audience:
+    """The range's active visitors narrowed by ``filters`` (a bitmap intersection)."""
+    matching = await filter_store.visitor_filter(session, site_id=site_id, filters=filters)
+    active = await activity.active_visitors(session, site_id=site_id, start=rng.start, end=rng.end)
+    if matching is None:
+        return Audience(None, None, active)
+    keys = await matching.keys(session)
+    return Audience(matching, keys, active & keys)
 
 
 def _row(stats: goal_store.GoalStats, visitors: int) -> GoalRow:
@@ -128,31 +163,56 @@ async def list_goals(
     *,
     site_id: str,
     period: Period,
+    filters: Sequence[Filter] = (),
     limit: object = None,
     offset: object = None,
 ) -> GoalList:
     """Every goal the site has recorded with its range statistics, busiest first."""
     rng = period.resolve()
     page_size, skip = validation.limit(limit), validation.offset(offset)
+    who = await audience(session, site_id=site_id, rng=rng, filters=filters)
     stats = await goal_store.goal_stats(
-        session, site_id=site_id, start=rng.start, end=rng.end, limit=page_size, offset=skip
+        session,
+        site_id=site_id,
+        start=rng.start,
+        end=rng.end,
+        limit=page_size,
+        offset=skip,
+        visitors=who.filter,
+        matching=who.keys,
     )
-    visitors = await activity.count_visitors(session, site_id=site_id, start=rng.start, end=rng.end)
+    visitors = who.visitors
     return GoalList(range=rng, visitors=visitors, goals=[_row(s, visitors) for s in stats])
 
 
 async def get_goal(
-    session: AsyncSession, *, site_id: str, name: object, period: Period
+    session: AsyncSession,
+    *,
+    site_id: str,
+    name: object,
+    period: Period,
+    filters: Sequence[Filter] = (),
 ) -> tuple[TimeRange, GoalRow]:
     """The resolved range and one goal's statistics in it; a name never recorded gives zeros."""
     goal_name = validation.normalize_goal_name(name)
     rng = period.resolve()
+    matching = await filter_store.visitor_filter(session, site_id=site_id, filters=filters)
+    keys = await matching.keys(session) if matching is not None else None
     stats = await goal_store.goal_stats(
-        session, site_id=site_id, start=rng.start, end=rng.end, limit=1, offset=0, name=goal_name
+        session,
+        site_id=site_id,
+        start=rng.start,
+        end=rng.end,
+        limit=1,
+        offset=0,
+        name=goal_name,
+        visitors=matching,
+        matching=keys,
     )
     if not stats:
         return rng, GoalRow(None, goal_name, 0, 0, 0.0)
-    visitors = await activity.count_visitors(session, site_id=site_id, start=rng.start, end=rng.end)
+    active = await activity.active_visitors(session, site_id=site_id, start=rng.start, end=rng.end)
+    visitors = len(active & keys) if keys is not None else len(active)
     return rng, _row(stats[0], visitors)
 
 
@@ -162,6 +222,7 @@ async def list_completions(
     site_id: str,
     name: object,
     period: Period,
+    filters: Sequence[Filter] = (),
     limit: object = None,
     offset: object = None,
 ) -> CompletionPage:
@@ -172,8 +233,15 @@ async def list_completions(
     goal = await goal_store.goal_id(session, site_id=site_id, name=goal_name)
     items: list[CompletionRow] = []
     if goal is not None:
+        matching = await filter_store.visitor_filter(session, site_id=site_id, filters=filters)
         items = await goal_store.list_completions(
-            session, goal_ids=[goal], start=rng.start, end=rng.end, limit=page_size, offset=skip
+            session,
+            goal_ids=[goal],
+            start=rng.start,
+            end=rng.end,
+            limit=page_size,
+            offset=skip,
+            visitors=matching,
         )
     return CompletionPage(range=rng, goal_name=goal_name, limit=page_size, offset=skip, items=items)
 
@@ -181,20 +249,29 @@ async def list_completions(
 async def completion_connections(
     session: AsyncSession,
     *,
+    site_id: str,
     goal_ids: Sequence[int],
     rng: TimeRange,
     first: int,
     after: str | None,
+    filters: Sequence[Filter] = (),
 ) -> dict[int, CompletionConnection]:
     """Keyset pages for several goals at once (two statements, whatever the number of goals)."""
     if not 1 <= first <= validation.MAX_LIMIT:
         raise InvalidInput.for_field("first", f"must be from 1 to {validation.MAX_LIMIT}")
     before = decode_cursor(after) if after else None
+    matching = await filter_store.visitor_filter(session, site_id=site_id, filters=filters)
     rows = await goal_store.list_completions(
-        session, goal_ids=goal_ids, start=rng.start, end=rng.end, limit=first + 1, before=before
+        session,
+        goal_ids=goal_ids,
+        start=rng.start,
+        end=rng.end,
+        limit=first + 1,
+        before=before,
+        visitors=matching,
     )
     totals = await goal_store.count_completions(
-        session, goal_ids=goal_ids, start=rng.start, end=rng.end
+        session, goal_ids=goal_ids, start=rng.start, end=rng.end, visitors=matching
     )
     grouped: dict[int, list[CompletionRow]] = {goal: [] for goal in goal_ids}
     for row in rows:

@@ -1,19 +1,26 @@
-"""Payments: exact amounts, currency conversion, idempotent replays and refund limits."""
+"""Payments: exact amounts, currency conversion, idempotent replays, refund limits, the ledger."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from datasaas.errors import Conflict, FieldError, InvalidInput
+from datasaas.billing import BillingInterval, cover_end, parse_count, parse_interval
+from datasaas.errors import Conflict, FieldError, InvalidInput, NotFound
+from datasaas.filters import Filter
 from datasaas.money import convert, normalize_currency, parse_amount
 from datasaas.resolvers import validation
+from datasaas.resolvers.goals import Period, decode_cursor, keyset_cursor
+from datasaas.storage import filters as filter_store
 from datasaas.storage import payments as payment_store
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.models import Payment, Site
+from datasaas.storage.payments import LedgerRow
+from datasaas.timerange import TimeRange
 
 
 class PaymentType(StrEnum):
@@ -36,6 +43,8 @@ class PaymentIn:
     product_name: object = None
     paid_at: object = None
     original_transaction_id: object = None
+    billing_interval: object = None
+    billing_interval_count: object = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,8 @@ class _Clean:
     paid_at: datetime
     paid_at_given: bool
     original_transaction_id: str | None
+    billing_interval: BillingInterval | None
+    billing_interval_count: int | None
 
 
 def _payment_type(value: object) -> PaymentType:
@@ -90,6 +101,15 @@ def _clean(payment: PaymentIn, now: datetime) -> _Clean:
         )
     if original == transaction_id:
         raise InvalidInput.for_field("original_transaction_id", "a refund cannot refund itself")
+    interval: BillingInterval | None = None
+    count: int | None = None
+    if kind is PaymentType.RECURRING:
+        interval = parse_interval(payment.billing_interval)
+        count = parse_count(payment.billing_interval_count)
+    else:
+        for name in ("billing_interval", "billing_interval_count"):
+            if getattr(payment, name) is not None:
+                raise InvalidInput.for_field(name, "only recurring payments have one")
     return _Clean(
         uid,
         amount_minor,
@@ -100,6 +120,8 @@ def _clean(payment: PaymentIn, now: datetime) -> _Clean:
         paid_at,
         payment.paid_at is not None,
         original,
+        interval,
+        count,
     )
 
 
@@ -111,6 +133,8 @@ def _same(stored: Payment, stored_uid: str, clean: _Clean) -> bool:
         and stored.payment_type == clean.payment_type.value
         and stored.product_name == clean.product_name
         and stored.original_transaction_id == clean.original_transaction_id
+        and stored.billing_interval == (clean.billing_interval and clean.billing_interval.value)
+        and stored.billing_interval_count == clean.billing_interval_count
         and (not clean.paid_at_given or stored.paid_at == clean.paid_at)
     )
 
@@ -180,6 +204,13 @@ async def record_payment(
         original_transaction_id=clean.original_transaction_id,
         paid_at=clean.paid_at,
         created_at=now,
+        billing_interval=clean.billing_interval.value if clean.billing_interval else None,
+        billing_interval_count=clean.billing_interval_count,
+        covers_until_at=(
+            cover_end(clean.paid_at, clean.billing_interval, clean.billing_interval_count)
+            if clean.billing_interval is not None and clean.billing_interval_count is not None
+            else None
+        ),
     )
     if not await payment_store.insert_payment(session, row):
         # Another request stored the same transaction id between our lookup and insert.
@@ -190,3 +221,145 @@ async def record_payment(
         return await _replay(session, raced, clean)
     await visitor_store.mark_active(session, site_id=site.id, visitor_id=visitor, at=clean.paid_at)
     return PaymentResult(created=True, payment=row, visitor_uid=clean.uid)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPage:
+    """An offset page of the payments ledger."""
+
+    range: TimeRange
+    limit: int
+    offset: int
+    items: list[LedgerRow]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentConnection:
+    """A keyset page of the payments ledger (Relay-style)."""
+
+    items: list[LedgerRow]
+    has_next_page: bool
+    total_count: int
+
+    @property
+    def end_cursor(self) -> str | None:
+        """The cursor of the last item, or None for an empty page."""
+        return payment_cursor(self.items[-1]) if self.items else None
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedPayment:
+    """The outcome of ``delete_payment``."""
+
+    transaction_id: str
+
+
+def payment_cursor(row: LedgerRow) -> str:
+    """Return an opaque cursor for a ledger row: its (paid_at, id) keyset position."""
+    return keyset_cursor(row.paid_at, row.id)
+
+
+def _ledger_type(value: object) -> str | None:
+    return None if value is None else _payment_type(value).value
+
+
+async def list_payments(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    period: Period,
+    filters: Sequence[Filter] = (),
+    payment_type: object = None,
+    limit: object = None,
+    offset: object = None,
+) -> PaymentPage:
+    """A page of the ledger, newest first, with refunds and the payer's first touch."""
+    rng = period.resolve()
+    kind = _ledger_type(payment_type)
+    page_size, skip = validation.limit(limit), validation.offset(offset)
+    matching = await filter_store.visitor_filter(session, site_id=site_id, filters=filters)
+    items = await payment_store.list_ledger(
+        session,
+        site_id=site_id,
+        start=rng.start,
+        end=rng.end,
+        payment_type=kind,
+        visitors=matching.applies_to(Payment.visitor_id) if matching else None,
+        limit=page_size,
+        offset=skip,
+    )
+    return PaymentPage(range=rng, limit=page_size, offset=skip, items=items)
+
+
+async def payment_connection(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    period: Period,
+    filters: Sequence[Filter] = (),
+    payment_type: object = None,
+    first: int = 100,
+    after: str | None = None,
+) -> PaymentConnection:
+    """A keyset page of the ledger and the total count; stable under concurrent inserts."""
+    rng = period.resolve()
+    kind = _ledger_type(payment_type)
+    if not 1 <= first <= validation.MAX_LIMIT:
+        raise InvalidInput.for_field("first", f"must be from 1 to {validation.MAX_LIMIT}")
+    before = decode_cursor(after) if after else None
+    matching = await filter_store.visitor_filter(session, site_id=site_id, filters=filters)
+    visitors = matching.applies_to(Payment.visitor_id) if matching else None
+    rows = await payment_store.list_ledger(
+        session,
+        site_id=site_id,
+        start=rng.start,
+        end=rng.end,
+        payment_type=kind,
+        visitors=visitors,
+        limit=first + 1,
+        before=before,
+    )
+    total = await payment_store.count_ledger(
+        session,
+        site_id=site_id,
+        start=rng.start,
+        end=rng.end,
+        payment_type=kind,
+        visitors=visitors,
+    )
+    return PaymentConnection(items=rows[:first], has_next_page=len(rows) > first, total_count=total)
+
+
+async def ledger_entry(session: AsyncSession, *, payment: Payment) -> LedgerRow:
+    """A stored payment as the ledger shows it (refunds, provider, payer's first touch)."""
+    assert payment.id is not None
+    return await payment_store.ledger_row(session, payment_id=payment.id)
+
+
+async def delete_payment(
+    session: AsyncSession, *, site_id: str, transaction_id: object
+) -> DeletedPayment:
+    """Delete a payment and everything derived from it, in the caller's transaction.
+
+    Refused (Conflict) while refunds still name it. Its hour's cached bitmaps are marked stale
+    and its visitor's activity slot is dropped when this payment was all the visitor did in it,
+    so visitors, paying visitors, revenue and MRR of every range change at once.
+    """
+    wanted = validation.require_string(transaction_id, "transaction_id", max_length=255)
+    payment = await payment_store.get_payment(
+        session, site_id=site_id, transaction_id=wanted, for_update=True
+    )
+    if payment is None:
+        raise NotFound(f"No payment '{wanted}' on site '{site_id}'.")
+    refunds = await payment_store.refund_count(session, site_id=site_id, transaction_id=wanted)
+    if refunds:
+        raise Conflict(
+            f"Payment '{wanted}' is named by {refunds} refund(s); delete the refunds first.",
+            details=[FieldError("transaction_id", "refunds still name this payment")],
+        )
+    assert payment.id is not None
+    await payment_store.delete_payment(session, payment_id=payment.id)
+    await visitor_store.unmark_active(
+        session, site_id=site_id, visitor_id=payment.visitor_id, at=payment.paid_at
+    )
+    return DeletedPayment(transaction_id=wanted)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import bisect
-from calendar import monthrange
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from datasaas import billing
+from datasaas.filters import Filter
 from datasaas.money import to_major
 from datasaas.resolvers import validation
-from datasaas.resolvers.goals import Period
-from datasaas.storage import activity
+from datasaas.resolvers.goals import Period, audience
+from datasaas.storage import filters as filter_store
 from datasaas.storage import payments as payment_store
-from datasaas.storage.models import SLOT_SECONDS, Site
+from datasaas.storage.models import SLOT_SECONDS, Payment, Site
 from datasaas.timerange import Granularity, TimeRange, buckets
 
 
@@ -55,12 +58,11 @@ class RevenueSeries:
 
 def add_one_month(at: datetime) -> datetime:
     """The same instant one calendar month later, clamped to the month's end (Jan 31 → Feb 28)."""
-    year, month = (at.year + 1, 1) if at.month == 12 else (at.year, at.month + 1)
-    return at.replace(year=year, month=month, day=min(at.day, monthrange(year, month)[1]))
+    return billing.add_months(at, 1)
 
 
 def covers(paid_at: datetime, at: datetime) -> bool:
-    """Whether a recurring payment's month, ``[paid_at, paid_at + 1 calendar month)``, holds ``at``.
+    """Whether a monthly payment's cover, ``[paid_at, paid_at + 1 calendar month)``, holds ``at``.
 
     The month is added on the UTC calendar, so MRR at an instant does not depend on the time
     zone a report is viewed in.
@@ -69,20 +71,34 @@ def covers(paid_at: datetime, at: datetime) -> bool:
     return paid_utc <= at < add_one_month(paid_utc)
 
 
-async def mrr_minor(session: AsyncSession, *, site_id: str, at: datetime) -> int:
-    """Monthly recurring revenue at an instant, net of refunds naming the covering payments."""
-    surely, band = await payment_store.recurring_covering(session, site_id=site_id, at=at)
-    return surely + sum(max(0, s.net_minor) for s in band if covers(s.paid_at, at))
+async def mrr_minor(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    at: datetime,
+    visitors: ColumnElement[bool] | None = None,
+) -> int:
+    """Monthly recurring revenue at an instant: covering payments' net amounts per month (§12)."""
+    groups = await payment_store.recurring_covering(
+        session, site_id=site_id, at=at, visitors=visitors
+    )
+    return billing.normalised_mrr(
+        (billing.BillingInterval(interval), count, net) for interval, count, net in groups
+    )
 
 
-async def revenue_summary(session: AsyncSession, *, site: Site, period: Period) -> RevenueSummary:
+async def revenue_summary(
+    session: AsyncSession, *, site: Site, period: Period, filters: Sequence[Filter] = ()
+) -> RevenueSummary:
     """Net revenue, new revenue, refunds, MRR at the range end and the revenue conversion rate."""
     rng = period.resolve()
+    who = await audience(session, site_id=site.id, rng=rng, filters=filters)
+    payers = who.filter.applies_to(Payment.visitor_id) if who.filter else None
     totals = await payment_store.revenue_totals(
-        session, site_id=site.id, start=rng.start, end=rng.end
+        session, site_id=site.id, start=rng.start, end=rng.end, visitors=payers
     )
-    visitors = await activity.count_visitors(session, site_id=site.id, start=rng.start, end=rng.end)
-    mrr = await mrr_minor(session, site_id=site.id, at=rng.end)
+    visitors = who.visitors
+    mrr = await mrr_minor(session, site_id=site.id, at=rng.end, visitors=payers)
     currency = site.currency
     return RevenueSummary(
         range=rng,
@@ -98,7 +114,12 @@ async def revenue_summary(session: AsyncSession, *, site: Site, period: Period) 
 
 
 async def revenue_timeseries(
-    session: AsyncSession, *, site: Site, period: Period, granularity: object = None
+    session: AsyncSession,
+    *,
+    site: Site,
+    period: Period,
+    granularity: object = None,
+    filters: Sequence[Filter] = (),
 ) -> RevenueSeries:
     """New revenue and refunds per local-time bucket, every bucket present and zero-filled."""
     rng = period.resolve()
@@ -111,8 +132,14 @@ async def revenue_timeseries(
     # for all current UTC offsets); otherwise by second, which is exact for any offset.
     aligned = all(s % SLOT_SECONDS == 0 for s in starts[1:])
     granule = SLOT_SECONDS if aligned else 1
+    matching = await filter_store.visitor_filter(session, site_id=site.id, filters=filters)
     sums = await payment_store.revenue_by_granule(
-        session, site_id=site.id, start=rng.start, end=rng.end, granule_seconds=granule
+        session,
+        site_id=site.id,
+        start=rng.start,
+        end=rng.end,
+        granule_seconds=granule,
+        visitors=matching.applies_to(Payment.visitor_id) if matching else None,
     )
     new = [0] * len(series)
     refunds = [0] * len(series)

@@ -195,6 +195,128 @@ class PaymentCreateBody(BaseModel):
     original_transaction_id: str | None = Field(
         default=None, description="On refunds: the refunded payment's transaction_id"
     )
+    billing_interval: Literal["day", "week", "month", "year"] | None = Field(
+        default=None, description="On recurring payments only; default month"
+    )
+    billing_interval_count: int | None = Field(
+        default=None, ge=1, le=365, description="On recurring payments only; default 1"
+    )
+
+
+class PaymentItem(BaseModel):
+    """One payment of the ledger (CONTRACT §12); money in major units of its currency."""
+
+    transaction_id: str
+    visitor_id: str
+    amount: Decimal = Field(examples=[99.00])
+    currency: str
+    reporting_amount: Decimal
+    reporting_currency: str
+    fx_rate: str = Field(examples=["1"], description="Exact ECB reference rate used")
+    payment_type: Literal["one_time", "recurring", "refund"]
+    product_name: str | None
+    paid_at: str = Field(examples=["2026-03-25T14:05:00Z"])
+    original_transaction_id: str | None
+    refunded_amount: Decimal = Field(description="Refunds naming it, in its own currency")
+    billing_interval: Literal["day", "week", "month", "year"] | None
+    billing_interval_count: int | None
+    provider: Literal["api", "stripe", "lemonsqueezy", "polar"]
+    source: str | None
+    country: str | None
+    device_type: Literal["desktop", "mobile", "tablet"] | None
+
+
+class PaymentsMeta(RangeMeta):
+    """Meta of the payments ledger."""
+
+    limit: int
+    offset: int
+
+
+class PaymentsResponse(BaseModel):
+    """GET /api/v1/payments."""
+
+    results: list[PaymentItem]
+    meta: PaymentsMeta
+
+
+class PaymentDeleted(BaseModel):
+    """Result of DELETE /api/v1/payments/{transaction_id}."""
+
+    deleted: bool
+    transaction_id: str
+
+
+class PaymentDeleteResponse(BaseModel):
+    """DELETE /api/v1/payments/{transaction_id}."""
+
+    results: PaymentDeleted
+    meta: SiteMeta
+
+
+DimensionName = Literal[
+    "source",
+    "country",
+    "city",
+    "browser",
+    "os",
+    "device_type",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+]
+
+
+class RevenueBreakdownItem(BaseModel):
+    """Revenue of the visitors with one value of the dimension (``null`` = no value)."""
+
+    value: str | None
+    visitors: int
+    paying_visitors: int
+    new_revenue: Decimal
+    refund_revenue: Decimal
+    total_revenue: Decimal
+    conversion_rate: float
+    revenue_per_visitor: Decimal
+
+
+class BreakdownMeta(RangeMeta):
+    """Meta of the breakdowns."""
+
+    dimension: DimensionName
+    currency: str
+    limit: int
+    offset: int
+
+
+class RevenueBreakdownResponse(BaseModel):
+    """GET /api/v1/revenue/breakdown."""
+
+    results: list[RevenueBreakdownItem]
+    meta: BreakdownMeta
+
+
+class GoalBreakdownItem(BaseModel):
+    """One goal's numbers among the visitors with one value of the dimension."""
+
+    value: str | None
+    visitors: int
+    unique_visitors: int
+    completion_count: int
+    conversion_rate: float
+
+
+class GoalBreakdownMeta(BreakdownMeta):
+    """Meta of a goal's breakdown."""
+
+    goal_name: str
+
+
+class GoalBreakdownResponse(BaseModel):
+    """GET /api/v1/goals/{name}/breakdown."""
+
+    results: list[GoalBreakdownItem]
+    meta: GoalBreakdownMeta
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -208,4 +330,9 @@ WRITE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorEnvelope, "description": "Conflicting replay or refund over the original"},
     413: {"model": ErrorEnvelope, "description": "Body over 64 KiB"},
     415: {"model": ErrorEnvelope, "description": "Body is not JSON"},
+}
+DELETE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    404: {"model": ErrorEnvelope, "description": "No such payment on this site"},
+    409: {"model": ErrorEnvelope, "description": "Refunds still name the payment"},
 }

@@ -11,8 +11,12 @@ import simplejson
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 
+from datasaas import filters
 from datasaas.deps import DatabaseDep, PrincipalDep
 from datasaas.errors import Conflict, InvalidInput
+from datasaas.filters import Filter
+from datasaas.money import to_major
+from datasaas.resolvers import breakdowns as breakdown_resolvers
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
@@ -24,6 +28,7 @@ from datasaas.rest_compat.body import read_json_object
 from datasaas.rest_compat.responses import DecimalJSONResponse
 from datasaas.storage import idempotency
 from datasaas.storage.engine import Database
+from datasaas.storage.payments import LedgerRow
 from datasaas.timerange import TimeRange
 
 router = APIRouter(prefix="/api/v1", responses=models.ERROR_RESPONSES)
@@ -41,6 +46,15 @@ Limit = Annotated[
     Query(description="Results limit, 1-1000", json_schema_extra={"minimum": 1, "maximum": 1000}),
 ]
 Offset = Annotated[int, Query(description="Results to skip", json_schema_extra={"minimum": 0})]
+DimensionParam = Annotated[
+    str | None,
+    Query(
+        description=(
+            "One of source, country, city, browser, os, device_type, utm_source, utm_medium, "
+            "utm_campaign"
+        )
+    ),
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -49,6 +63,15 @@ IdempotencyKey = Annotated[
         description="Replays the original response for the same key and body (kept 24 h)",
     ),
 ]
+
+
+FILTERS_DOC = (
+    "Filters on the visitors' first-touch attributes: `DIMENSION[OPERATOR]=VALUE`, with "
+    "DIMENSION one of source, country, city, browser, os, device_type, utm_source, utm_medium, "
+    "utm_campaign and OPERATOR `is` (any of `A|B`), `is_not` (none of; keeps no value) or "
+    "`contains` (case-insensitive). An empty value means no value: `source[is]=` is direct "
+    "traffic. Several filters AND together."
+)
 
 
 def _range_meta(site_id: str, rng: TimeRange) -> dict[str, Any]:
@@ -64,13 +87,43 @@ def _utc(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _filters(request: Request) -> list[Filter]:
+    """The ``DIMENSION[OPERATOR]=VALUE`` filters of a read (CONTRACT §11)."""
+    return filters.from_query(request.query_params.multi_items())
+
+
+def _ledger_item(row: LedgerRow) -> dict[str, Any]:
+    return {
+        "transaction_id": row.transaction_id,
+        "visitor_id": row.visitor_uid,
+        "amount": to_major(row.amount_minor, row.currency),
+        "currency": row.currency,
+        "reporting_amount": to_major(row.reporting_amount_minor, row.reporting_currency),
+        "reporting_currency": row.reporting_currency,
+        "fx_rate": row.fx_rate,
+        "payment_type": row.payment_type,
+        "product_name": row.product_name,
+        "paid_at": _utc(row.paid_at),
+        "original_transaction_id": row.original_transaction_id,
+        "refunded_amount": to_major(row.refunded_minor, row.currency),
+        "billing_interval": row.billing_interval,
+        "billing_interval_count": row.billing_interval_count,
+        "provider": row.provider,
+        "source": row.source,
+        "country": row.country,
+        "device_type": row.device_type,
+    }
+
+
 @router.get(
     "/goals",
     response_model=models.GoalsResponse,
     summary="Goals with conversion statistics",
+    description=FILTERS_DOC,
     tags=["goals"],
 )
 async def list_goals(
+    request: Request,
     principal: PrincipalDep,
     database: DatabaseDep,
     site_id: SiteId,
@@ -82,11 +135,13 @@ async def list_goals(
 ) -> Response:
     """Every goal of the site with unique visitors, completions and conversion rate in range."""
     principal.authorize(site_id)
+    visitor_filters = _filters(request)
     async with database.read() as session:
         result = await goal_resolvers.list_goals(
             session,
             site_id=site_id,
             period=Period(start, end, timezone),
+            filters=visitor_filters,
             limit=limit,
             offset=offset,
         )
@@ -116,9 +171,11 @@ async def list_goals(
     "/goals/{name:path}/completions",
     response_model=models.CompletionsResponse,
     summary="Individual completions of a goal",
+    description=FILTERS_DOC,
     tags=["goals"],
 )
 async def list_completions(
+    request: Request,
     principal: PrincipalDep,
     database: DatabaseDep,
     name: Annotated[str, Path(description="Goal name, e.g. signup")],
@@ -131,12 +188,14 @@ async def list_completions(
 ) -> Response:
     """Completions newest first, with the visitor's first-touch source, geo and device."""
     principal.authorize(site_id)
+    visitor_filters = _filters(request)
     async with database.read() as session:
         page = await goal_resolvers.list_completions(
             session,
             site_id=site_id,
             name=name,
             period=Period(start, end, timezone),
+            filters=visitor_filters,
             limit=limit,
             offset=offset,
         )
@@ -169,9 +228,11 @@ async def list_completions(
     "/revenue",
     response_model=models.RevenueResponse,
     summary="Revenue overview",
+    description=FILTERS_DOC,
     tags=["revenue"],
 )
 async def revenue(
+    request: Request,
     principal: PrincipalDep,
     database: DatabaseDep,
     site_id: SiteId,
@@ -181,10 +242,11 @@ async def revenue(
 ) -> Response:
     """Net revenue, MRR at the range end and revenue conversion rate, in major units."""
     principal.authorize(site_id)
+    visitor_filters = _filters(request)
     async with database.read() as session:
         site = await require_site(session, site_id)
         summary = await revenue_resolvers.revenue_summary(
-            session, site=site, period=Period(start, end, timezone)
+            session, site=site, period=Period(start, end, timezone), filters=visitor_filters
         )
     return DecimalJSONResponse(
         {
@@ -202,9 +264,11 @@ async def revenue(
     "/revenue/timeseries",
     response_model=models.TimeseriesResponse,
     summary="Revenue over time",
+    description=FILTERS_DOC,
     tags=["revenue"],
 )
 async def revenue_timeseries(
+    request: Request,
     principal: PrincipalDep,
     database: DatabaseDep,
     site_id: SiteId,
@@ -217,10 +281,15 @@ async def revenue_timeseries(
 ) -> Response:
     """New revenue and refunds per local-time bucket, zero-filled."""
     principal.authorize(site_id)
+    visitor_filters = _filters(request)
     async with database.read() as session:
         site = await require_site(session, site_id)
         series = await revenue_resolvers.revenue_timeseries(
-            session, site=site, period=Period(start, end, timezone), granularity=granularity
+            session,
+            site=site,
+            period=Period(start, end, timezone),
+            granularity=granularity,
+            filters=visitor_filters,
         )
     return DecimalJSONResponse(
         {
@@ -298,6 +367,8 @@ _PAYMENT_FIELDS = (
     "product_name",
     "paid_at",
     "original_transaction_id",
+    "billing_interval",
+    "billing_interval_count",
 )
 
 
@@ -378,4 +449,192 @@ async def create_payment(
 
     return await _idempotent(
         database, principal, idempotency_key, _fingerprint("payments", site_id, body), work
+    )
+
+
+@router.get(
+    "/payments",
+    response_model=models.PaymentsResponse,
+    summary="The payments ledger",
+    description=FILTERS_DOC,
+    tags=["revenue"],
+)
+async def list_payments(
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    site_id: SiteId,
+    start: Start = None,
+    end: End = None,
+    timezone: Timezone = None,
+    payment_type: Annotated[
+        str | None, Query(description="One of one_time, recurring, refund. Default: all")
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Response:
+    """Payments newest first, with refunds, billing interval and the payer's first touch."""
+    principal.authorize(site_id)
+    visitor_filters = _filters(request)
+    async with database.read() as session:
+        page = await payment_resolvers.list_payments(
+            session,
+            site_id=site_id,
+            period=Period(start, end, timezone),
+            filters=visitor_filters,
+            payment_type=payment_type,
+            limit=limit,
+            offset=offset,
+        )
+    return DecimalJSONResponse(
+        {
+            "results": [_ledger_item(row) for row in page.items],
+            "meta": {
+                **_range_meta(site_id, page.range),
+                "limit": page.limit,
+                "offset": page.offset,
+            },
+        }
+    )
+
+
+@router.delete(
+    "/payments/{transaction_id:path}",
+    response_model=models.PaymentDeleteResponse,
+    responses=models.DELETE_ERROR_RESPONSES,
+    summary="Delete a payment and everything derived from it",
+    tags=["revenue"],
+)
+async def delete_payment(
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    transaction_id: Annotated[str, Path(description="The payment's transaction_id")],
+    site_id: SiteId,
+) -> Response:
+    """Delete a payment (requires a Read & Write key); refunds naming it must go first (409)."""
+    principal.authorize(site_id, write=True)
+    async with database.write() as session:
+        deleted = await payment_resolvers.delete_payment(
+            session, site_id=site_id, transaction_id=transaction_id
+        )
+    return DecimalJSONResponse(
+        {
+            "results": {"deleted": True, "transaction_id": deleted.transaction_id},
+            "meta": {"site_id": site_id},
+        }
+    )
+
+
+def _breakdown_meta(site_id: str, breakdown: breakdown_resolvers.Breakdown[Any]) -> dict[str, Any]:
+    return {
+        **_range_meta(site_id, breakdown.range),
+        "dimension": breakdown.dimension.value,
+        "currency": breakdown.currency,
+        "limit": breakdown.limit,
+        "offset": breakdown.offset,
+    }
+
+
+@router.get(
+    "/revenue/breakdown",
+    response_model=models.RevenueBreakdownResponse,
+    summary="Revenue by a first-touch dimension",
+    description=FILTERS_DOC,
+    tags=["revenue"],
+)
+async def revenue_breakdown(
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    site_id: SiteId,
+    dimension: DimensionParam = None,
+    start: Start = None,
+    end: End = None,
+    timezone: Timezone = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Response:
+    """Visitors, payers and revenue per value of the dimension (null = no value), top first."""
+    principal.authorize(site_id)
+    visitor_filters = _filters(request)
+    async with database.read() as session:
+        site = await require_site(session, site_id)
+        breakdown = await breakdown_resolvers.revenue_breakdown(
+            session,
+            site=site,
+            period=Period(start, end, timezone),
+            dimension=dimension,
+            filters=visitor_filters,
+            limit=limit,
+            offset=offset,
+        )
+    return DecimalJSONResponse(
+        {
+            "results": [
+                {
+                    "value": row.value,
+                    "visitors": row.visitors,
+                    "paying_visitors": row.paying_visitors,
+                    "new_revenue": row.new_revenue,
+                    "refund_revenue": row.refund_revenue,
+                    "total_revenue": row.total_revenue,
+                    "conversion_rate": row.conversion_rate,
+                    "revenue_per_visitor": row.revenue_per_visitor,
+                }
+                for row in breakdown.rows
+            ],
+            "meta": _breakdown_meta(site_id, breakdown),
+        }
+    )
+
+
+@router.get(
+    "/goals/{name:path}/breakdown",
+    response_model=models.GoalBreakdownResponse,
+    summary="A goal's conversion by a first-touch dimension",
+    description=FILTERS_DOC,
+    tags=["goals"],
+)
+async def goal_breakdown(
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    name: Annotated[str, Path(description="Goal name, e.g. signup")],
+    site_id: SiteId,
+    dimension: DimensionParam = None,
+    start: Start = None,
+    end: End = None,
+    timezone: Timezone = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Response:
+    """Visitors, completers and completions per value of the dimension, busiest first."""
+    principal.authorize(site_id)
+    visitor_filters = _filters(request)
+    async with database.read() as session:
+        site = await require_site(session, site_id)
+        goal_name, breakdown = await breakdown_resolvers.goal_breakdown(
+            session,
+            site=site,
+            name=name,
+            period=Period(start, end, timezone),
+            dimension=dimension,
+            filters=visitor_filters,
+            limit=limit,
+            offset=offset,
+        )
+    return DecimalJSONResponse(
+        {
+            "results": [
+                {
+                    "value": row.value,
+                    "visitors": row.visitors,
+                    "unique_visitors": row.unique_visitors,
+                    "completion_count": row.completion_count,
+                    "conversion_rate": row.conversion_rate,
+                }
+                for row in breakdown.rows
+            ],
+            "meta": {**_breakdown_meta(site_id, breakdown), "goal_name": goal_name},
+        }
     )

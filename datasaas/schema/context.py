@@ -13,6 +13,8 @@ from strawberry.fastapi import BaseContext
 
 from datasaas.deps import get_database, get_principal
 from datasaas.errors import DomainError, Unauthorized
+from datasaas.filters import Dimension, Filter
+from datasaas.resolvers.breakdowns import GoalBreakdownRow, goal_breakdowns
 from datasaas.resolvers.goals import CompletionConnection, completion_connections
 from datasaas.resolvers.sites import Principal
 from datasaas.storage.engine import Database
@@ -28,6 +30,20 @@ class CompletionsKey(NamedTuple):
     rng: TimeRange
     first: int
     after: str | None
+    site_id: str
+    filters: tuple[Filter, ...]
+
+
+class BreakdownKey(NamedTuple):
+    """One ``Goal.breakdown``: which goal (None = never recorded), its range, filters, page."""
+
+    goal_id: int | None
+    rng: TimeRange
+    site_id: str
+    filters: tuple[Filter, ...]
+    dimension: Dimension
+    limit: int | None
+    offset: int | None
 
 
 class Context(BaseContext):
@@ -42,6 +58,9 @@ class Context(BaseContext):
         self._auth_lock = asyncio.Lock()
         self.completions_loader: DataLoader[CompletionsKey, CompletionConnection] = DataLoader(
             load_fn=self._load_completions
+        )
+        self.breakdown_loader: DataLoader[BreakdownKey, list[GoalBreakdownRow]] = DataLoader(
+            load_fn=self._load_breakdowns
         )
 
     async def principal(self) -> Principal:
@@ -69,26 +88,61 @@ class Context(BaseContext):
     async def _load_completions(
         self, keys: list[CompletionsKey]
     ) -> Sequence[CompletionConnection | BaseException]:
-        # Keys sharing (range, first, after) are one batch: two statements for all their goals.
-        groups: defaultdict[tuple[TimeRange, int, str | None], list[CompletionsKey]] = defaultdict(
-            list
-        )
+        # Keys sharing (range, page, filters) are one batch: a few statements for all their goals.
+        groups: defaultdict[
+            tuple[TimeRange, int, str | None, str, tuple[Filter, ...]], list[CompletionsKey]
+        ] = defaultdict(list)
         for key in keys:
-            groups[(key.rng, key.first, key.after)].append(key)
+            groups[(key.rng, key.first, key.after, key.site_id, key.filters)].append(key)
         found: dict[CompletionsKey, CompletionConnection | BaseException] = {}
         async with self.database.read() as session:
-            for (rng, first, after), members in groups.items():
+            for (rng, first, after, site_id, filters), members in groups.items():
                 goal_ids = [key.goal_id for key in members if key.goal_id is not None]
                 try:
                     # Called even without goal ids, so `first` and `after` are checked alike.
                     pages = await completion_connections(
-                        session, goal_ids=goal_ids, rng=rng, first=first, after=after
+                        session,
+                        goal_ids=goal_ids,
+                        rng=rng,
+                        first=first,
+                        after=after,
+                        site_id=site_id,
+                        filters=filters,
                     )
                 except DomainError as exc:
                     found.update(dict.fromkeys(members, exc))
                     continue
                 for key in members:
                     found[key] = EMPTY_CONNECTION if key.goal_id is None else pages[key.goal_id]
+        return [found[key] for key in keys]
+
+    async def _load_breakdowns(
+        self, keys: list[BreakdownKey]
+    ) -> Sequence[list[GoalBreakdownRow] | BaseException]:
+        # Keys differing only by goal are one batch: one grouped query for all their goals.
+        groups: defaultdict[tuple[object, ...], list[BreakdownKey]] = defaultdict(list)
+        for key in keys:
+            groups[key[1:]].append(key)
+        found: dict[BreakdownKey, list[GoalBreakdownRow] | BaseException] = {}
+        async with self.database.read() as session:
+            for members in groups.values():
+                first = members[0]
+                try:
+                    pages = await goal_breakdowns(
+                        session,
+                        site_id=first.site_id,
+                        goal_ids=[key.goal_id for key in members],
+                        rng=first.rng,
+                        dimension=first.dimension,
+                        filters=first.filters,
+                        limit=first.limit,
+                        offset=first.offset,
+                    )
+                except DomainError as exc:
+                    found.update(dict.fromkeys(members, exc))
+                    continue
+                for key in members:
+                    found[key] = pages[key.goal_id]
         return [found[key] for key in keys]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import strawberry
 
-from datasaas.errors import Conflict, InvalidInput
+from datasaas.errors import Conflict, InvalidInput, NotFound
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers.goals import GoalIn
@@ -22,6 +22,7 @@ from datasaas.schema.types import (
     CreateGoalPayload,
     CreatePaymentInput,
     CreatePaymentPayload,
+    DeletePaymentPayload,
     Payment,
     UserError,
     given,
@@ -80,11 +81,14 @@ async def resolve_create_payment(
         product_name=given(input.product_name),
         paid_at=given(input.paid_at),
         original_transaction_id=given(input.original_transaction_id),
+        billing_interval=given(input.billing_interval),
+        billing_interval_count=given(input.billing_interval_count),
     )
     try:
         async with info.context.database.write() as session:
             site = await require_site(session, site_id)
             result = await payment_resolvers.record_payment(session, site=site, payment=payment)
+            row = await payment_resolvers.ledger_entry(session, payment=result.payment)
     except (InvalidInput, Conflict) as exc:
         return CreatePaymentPayload(
             created=False,
@@ -95,9 +99,29 @@ async def resolve_create_payment(
     return CreatePaymentPayload(
         created=result.created,
         transaction_id=result.payment.transaction_id,
-        payment=Payment.from_result(result),
+        payment=Payment.from_row(row),
         user_errors=[],
     )
+
+
+async def resolve_delete_payment(
+    info: strawberry.Info[Context], site_id: str, transaction_id: str
+) -> DeletePaymentPayload:
+    """Delete one payment, or report why not (NOT_FOUND, CONFLICT while refunds name it)."""
+    await info.context.authorize(site_id, write=True)
+    try:
+        async with info.context.database.write() as session:
+            deleted = await payment_resolvers.delete_payment(
+                session, site_id=site_id, transaction_id=transaction_id
+            )
+    except NotFound as exc:
+        error = UserError(field=["transactionId"], message=exc.message, code="NOT_FOUND")
+        return DeletePaymentPayload(deleted=False, transaction_id=None, user_errors=[error])
+    except (InvalidInput, Conflict) as exc:
+        code = "CONFLICT" if isinstance(exc, Conflict) else "INVALID"
+        error = UserError(field=["transactionId"], message=exc.message, code=code)
+        return DeletePaymentPayload(deleted=False, transaction_id=None, user_errors=[error])
+    return DeletePaymentPayload(deleted=True, transaction_id=deleted.transaction_id, user_errors=[])
 
 
 @strawberry.type
@@ -113,5 +137,12 @@ class Mutation:
         description=(
             "Record a payment and attribute it to a visitor; an identical replay of a "
             "transaction id returns `created: false` with the stored payment."
+        ),
+    )
+    delete_payment: DeletePaymentPayload = strawberry.mutation(
+        resolver=resolve_delete_payment,
+        description=(
+            "Delete a payment and every number derived from it; refunds naming it must be "
+            "deleted first."
         ),
     )

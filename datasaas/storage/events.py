@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from datasaas.storage.activity import touch_hour
-from datasaas.storage.models import Pageview, Visitor, VisitorSlot
+from datasaas.storage.models import Pageview, Visitor
 from datasaas.storage.sql import insert_ignore, slot_of
+from datasaas.storage.visitors import insert_slots
 
 # Bounded statement sizes: SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535.
 _CHUNK = 500
@@ -99,9 +100,8 @@ async def insert_pageviews(session: AsyncSession, rows: Sequence[dict[str, Any]]
     ordered = sorted(slots)
     for slot_chunk in _chunks(ordered):
         await session.execute(
-            insert_ignore(
+            insert_slots(
                 session,
-                VisitorSlot,
                 [{"site_id": s, "slot": slot, "visitor_id": v} for s, slot, v in slot_chunk],
             )
         )

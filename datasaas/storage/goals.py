@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pyroaring import BitMap
 from sqlalchemy import and_, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from datasaas.storage.activity import goal_activity
+from datasaas.storage.filters import VisitorFilter
 from datasaas.storage.models import Goal, GoalCompletion, Visitor
-from datasaas.storage.sql import insert_ignore
+from datasaas.storage.sql import aggregate_ids, insert_ignore, parse_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +99,14 @@ async def goal_stats(
     limit: int,
     offset: int,
     name: str | None = None,
+    visitors: VisitorFilter | None = None,
+    matching: BitMap | None = None,
 ) -> list[GoalStats]:
-    """Every goal of the site (or one by name) with range counts, busiest first, then by name."""
+    """Every goal of the site (or one by name) with range counts, busiest first, then by name.
+
+    With ``visitors`` (and their keys, ``matching``) only completions of those visitors count:
+    uniques are the cached bitmaps intersected with the keys, completions a grouped count.
+    """
     query = select(col(Goal.id), col(Goal.name)).where(col(Goal.site_id) == site_id)
     if name is not None:
         query = query.where(col(Goal.name) == name)
@@ -115,12 +123,27 @@ async def goal_stats(
         end=end,
         goal_ids={goal_id for goal_id, _ in goals} if name is not None else None,
     )
+    completions = activity.completions
+    uniques = {goal: len(bitmap) for goal, bitmap in activity.visitors.items()}
+    if visitors is not None and matching is not None:
+        uniques = {
+            goal: bitmap.intersection_cardinality(matching)
+            for goal, bitmap in activity.visitors.items()
+        }
+        completions = await count_completions_of(
+            session,
+            site_id=site_id,
+            goal_ids=[goal for goal, _ in goals],
+            start=start,
+            end=end,
+            keys=matching,
+        )
     stats = [
         GoalStats(
             goal_id=goal_id,
             name=goal_name,
-            unique_visitors=len(activity.visitors.get(goal_id, ())),
-            completion_count=activity.completions.get(goal_id, 0),
+            unique_visitors=uniques.get(goal_id, 0),
+            completion_count=completions.get(goal_id, 0),
         )
         for goal_id, goal_name in goals
     ]
@@ -137,6 +160,7 @@ async def list_completions(
     limit: int,
     offset: int = 0,
     before: tuple[datetime, int] | None = None,
+    visitors: VisitorFilter | None = None,
 ) -> list[CompletionRow]:
     """Up to ``limit`` completions per goal, newest first (then newest insert first), by goal.
 
@@ -147,6 +171,8 @@ async def list_completions(
         return []
     order = (col(GoalCompletion.completed_at).desc(), col(GoalCompletion.id).desc())
     conditions = [_in_range(start, end)]
+    if visitors is not None:
+        conditions.append(visitors.applies_to(GoalCompletion.visitor_id))
     if before is not None:
         at, row_id = before
         conditions.append(
@@ -192,8 +218,45 @@ async def list_completions(
     return [CompletionRow(*row) for row in rows]
 
 
+async def count_completions_of(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    goal_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    keys: BitMap,
+) -> dict[int, int]:
+    """Completions per goal in the range by the visitors in ``keys``.
+
+    The completing visitor ids come back aggregated per goal (one value per goal, not a row per
+    completion) and are counted against the bitmap in Python.
+    """
+    query = (
+        select(
+            col(GoalCompletion.goal_id),
+            aggregate_ids(session, col(GoalCompletion.visitor_id)),
+        )
+        .where(
+            col(GoalCompletion.site_id) == site_id,
+            col(GoalCompletion.goal_id).in_(goal_ids),
+            _in_range(start, end),
+        )
+        .group_by(col(GoalCompletion.goal_id))
+    )
+    counts: dict[int, int] = {}
+    for goal, visitors in (await session.execute(query)).all():
+        counts[int(goal)] = sum(1 for visitor in parse_ids(visitors) if visitor in keys)
+    return counts
+
+
 async def count_completions(
-    session: AsyncSession, *, goal_ids: Sequence[int], start: datetime, end: datetime
+    session: AsyncSession,
+    *,
+    goal_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    visitors: VisitorFilter | None = None,
 ) -> dict[int, int]:
     """Completions per goal in the range (goals with none are absent)."""
     query = (
@@ -201,4 +264,37 @@ async def count_completions(
         .where(col(GoalCompletion.goal_id).in_(goal_ids), _in_range(start, end))
         .group_by(col(GoalCompletion.goal_id))
     )
+    if visitors is not None:
+        query = query.where(visitors.applies_to(GoalCompletion.visitor_id))
     return {int(goal): int(count) for goal, count in (await session.execute(query)).all()}
+
+
+async def completions_by_value(
+    session: AsyncSession,
+    *,
+    goal_ids: Sequence[int],
+    dimension: Any,
+    start: datetime,
+    end: datetime,
+    visitors: VisitorFilter | None = None,
+) -> dict[int, dict[str | None, tuple[int, int]]]:
+    """Per goal and value of a visitor column: (distinct completers, completions), one query."""
+    if not goal_ids:
+        return {}
+    query = (
+        select(
+            col(GoalCompletion.goal_id),
+            dimension,
+            func.count(func.distinct(col(GoalCompletion.visitor_id))),
+            func.count(),
+        )
+        .join(Visitor, col(Visitor.id) == col(GoalCompletion.visitor_id))
+        .where(col(GoalCompletion.goal_id).in_(goal_ids), _in_range(start, end))
+        .group_by(col(GoalCompletion.goal_id), dimension)
+    )
+    if visitors is not None:
+        query = query.where(visitors.where)
+    found: dict[int, dict[str | None, tuple[int, int]]] = {}
+    for goal, value, uniques, count in (await session.execute(query)).all():
+        found.setdefault(int(goal), {})[value] = (int(uniques), int(count))
+    return found

@@ -170,13 +170,15 @@ class GoalCompletion(SQLModel, table=True):
 
 class Payment(SQLModel, table=True):
     """A payment, refund or renewal. ``amount_minor`` is in ``currency``; ``reporting_amount_minor``
-    in the site's currency at ``fx_rate`` (ECB reference rate of ``fx_rate_date``)."""
+    in the site's currency at ``fx_rate`` (ECB reference rate of ``fx_rate_date``). A recurring
+    payment has a billing interval and covers ``[paid_at, covers_until_at)``; others have nulls."""
 
     __tablename__ = "payment"
     __table_args__ = (
         UniqueConstraint("site_id", "transaction_id"),
         Index("ix_payment_site_id_paid_at", "site_id", "paid_at"),
         Index("ix_payment_site_id_original_transaction_id", "site_id", "original_transaction_id"),
+        Index("ix_payment_site_id_covers_until_at", "site_id", "covers_until_at"),
     )
 
     id: int | None = Field(
@@ -197,6 +199,10 @@ class Payment(SQLModel, table=True):
     original_transaction_id: str | None = Field(default=None, max_length=255)
     paid_at: datetime = _at()
     created_at: datetime = _at()
+    billing_interval: str | None = Field(default=None, max_length=8)
+    billing_interval_count: int | None = Field(default=None)
+    covers_until_at: datetime | None = _at(nullable=True)
+    provider: str = Field(default="api", max_length=16, sa_column_kwargs={"server_default": "api"})
 
 
 class IdempotencyRecord(SQLModel, table=True):

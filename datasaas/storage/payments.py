@@ -1,16 +1,18 @@
-"""Queries on payments: lookups for idempotent writes and the revenue aggregates."""
+"""Queries on payments: lookups for idempotent writes, the revenue aggregates and the ledger."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from datasaas.storage.models import Payment
+from datasaas.storage.models import Payment, Visitor
 from datasaas.storage.sql import epoch_seconds
 
 REFUND = "refund"
@@ -24,14 +26,6 @@ class RevenueTotals:
     new_minor: int
     refund_minor: int
     paying_visitors: int
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    """A recurring payment that may cover an instant: when it was paid, net of its refunds."""
-
-    paid_at: datetime
-    net_minor: int
 
 
 async def get_payment(
@@ -74,7 +68,12 @@ def _in_range(start: datetime, end: datetime) -> ColumnElement[bool]:
 
 
 async def revenue_totals(
-    session: AsyncSession, *, site_id: str, start: datetime, end: datetime
+    session: AsyncSession,
+    *,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    visitors: ColumnElement[bool] | None = None,
 ) -> RevenueTotals:
     """New revenue, refunds and distinct paying visitors in [start, end]."""
     is_refund = col(Payment.payment_type) == REFUND
@@ -91,20 +90,28 @@ async def revenue_totals(
                     func.sum(case((is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
                 ),
                 func.count(func.distinct(paying)),
-            ).where(col(Payment.site_id) == site_id, _in_range(start, end))
+            ).where(
+                col(Payment.site_id) == site_id,
+                _in_range(start, end),
+                *([] if visitors is None else [visitors]),
+            )
         )
     ).one()
     return RevenueTotals(int(row[0]), int(row[1]), int(row[2]))
 
 
 async def recurring_covering(
-    session: AsyncSession, *, site_id: str, at: datetime
-) -> tuple[int, list[Subscription]]:
-    """Recurring payments that may cover ``at``, net of refunds naming them (paid up to ``at``).
+    session: AsyncSession,
+    *,
+    site_id: str,
+    at: datetime,
+    visitors: ColumnElement[bool] | None = None,
+) -> list[tuple[str, int, int]]:
+    """(interval, count, summed net minor units) of recurring payments whose cover holds ``at``.
 
-    A calendar month lasts 28 to 31 days, so a payment of the last 28 days surely covers ``at``:
-    those are summed in SQL. Payments 28 to 31 days old need the calendar; they come back as
-    rows. Older ones cannot cover ``at``.
+    A payment's net amount is its reporting amount less refunds naming it (paid up to ``at``),
+    never below 0; payments are grouped by billing interval so the caller normalises exactly.
+    ``visitors`` narrows the payments by their visitor (a filter condition).
     """
     refunds = (
         select(
@@ -121,30 +128,36 @@ async def recurring_covering(
         .subquery()
     )
     net = col(Payment.reporting_amount_minor) - func.coalesce(refunds.c.refunded, 0)
-    surely = at - timedelta(days=28)
-    recent = (
-        select(col(Payment.paid_at), net.label("net"))
+    positive = case((net > 0, net), else_=0)
+    query = (
+        select(
+            col(Payment.billing_interval),
+            col(Payment.billing_interval_count),
+            func.sum(positive),
+        )
         .outerjoin(refunds, refunds.c.original == col(Payment.transaction_id))
         .where(
             col(Payment.site_id) == site_id,
             col(Payment.payment_type) == RECURRING,
             col(Payment.paid_at) <= at,
-            col(Payment.paid_at) > at - timedelta(days=31),
+            col(Payment.covers_until_at) > at,
         )
-        .subquery()
+        .group_by(col(Payment.billing_interval), col(Payment.billing_interval_count))
     )
-    positive = case((recent.c.net > 0, recent.c.net), else_=0)
-    total = await session.scalar(
-        select(func.coalesce(func.sum(positive), 0)).where(recent.c.paid_at > surely)
-    )
-    band = await session.execute(
-        select(recent.c.paid_at, recent.c.net).where(recent.c.paid_at <= surely)
-    )
-    return int(total or 0), [Subscription(row[0], int(row[1])) for row in band.all()]
+    if visitors is not None:
+        query = query.where(visitors)
+    rows = (await session.execute(query)).all()
+    return [(str(row[0]), int(row[1]), int(row[2] or 0)) for row in rows]
 
 
 async def revenue_by_granule(
-    session: AsyncSession, *, site_id: str, start: datetime, end: datetime, granule_seconds: int
+    session: AsyncSession,
+    *,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    granule_seconds: int,
+    visitors: ColumnElement[bool] | None = None,
 ) -> list[tuple[int, bool, int]]:
     """(granule start in Unix seconds, is refund, sum) for [start, end], grouped in SQL."""
     seconds = epoch_seconds(session, col(Payment.paid_at))
@@ -159,5 +172,193 @@ async def revenue_by_granule(
         .where(col(Payment.site_id) == site_id, _in_range(start, end))
         .group_by("granule", "refund")
     )
+    if visitors is not None:
+        query = query.where(visitors)
     rows = (await session.execute(query)).all()
     return [(int(r[0]) * granule_seconds, bool(r[1]), int(r[2])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """A payment as the ledger lists it, with its refunds and its visitor's first touch."""
+
+    id: int
+    transaction_id: str
+    visitor_uid: str
+    amount_minor: int
+    currency: str
+    reporting_amount_minor: int
+    reporting_currency: str
+    fx_rate: str
+    payment_type: str
+    product_name: str | None
+    paid_at: datetime
+    original_transaction_id: str | None
+    refunded_minor: int
+    billing_interval: str | None
+    billing_interval_count: int | None
+    provider: str
+    source: str | None
+    country: str | None
+    device_type: str | None
+
+
+def _ledger_conditions(
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    payment_type: str | None,
+    visitors: ColumnElement[bool] | None,
+) -> list[ColumnElement[bool]]:
+    conditions = [col(Payment.site_id) == site_id, _in_range(start, end)]
+    if payment_type is not None:
+        conditions.append(col(Payment.payment_type) == payment_type)
+    if visitors is not None:
+        conditions.append(visitors)
+    return conditions
+
+
+def _ledger_select() -> Any:
+    refund = aliased(Payment)
+    refunded = (
+        select(func.coalesce(func.sum(col(refund.amount_minor)), 0))
+        .where(
+            col(refund.site_id) == col(Payment.site_id),
+            col(refund.payment_type) == REFUND,
+            col(refund.original_transaction_id) == col(Payment.transaction_id),
+        )
+        .scalar_subquery()
+    )
+    return select(
+        col(Payment.id),
+        col(Payment.transaction_id),
+        col(Visitor.uid),
+        col(Payment.amount_minor),
+        col(Payment.currency),
+        col(Payment.reporting_amount_minor),
+        col(Payment.reporting_currency),
+        col(Payment.fx_rate),
+        col(Payment.payment_type),
+        col(Payment.product_name),
+        col(Payment.paid_at),
+        col(Payment.original_transaction_id),
+        refunded,
+        col(Payment.billing_interval),
+        col(Payment.billing_interval_count),
+        col(Payment.provider),
+        col(Visitor.source),
+        col(Visitor.country),
+        col(Visitor.device_type),
+    ).join(Visitor, col(Visitor.id) == col(Payment.visitor_id))
+
+
+def _ledger_row(row: Any) -> LedgerRow:
+    values = list(row)
+    values[12] = int(values[12] or 0)
+    return LedgerRow(*values)
+
+
+async def list_ledger(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    payment_type: str | None,
+    visitors: ColumnElement[bool] | None,
+    limit: int,
+    offset: int = 0,
+    before: tuple[datetime, int] | None = None,
+) -> list[LedgerRow]:
+    """Payments in [start, end], newest first (then newest insert first); ``before`` = keyset."""
+    conditions = _ledger_conditions(site_id, start, end, payment_type, visitors)
+    if before is not None:
+        at, row_id = before
+        conditions.append(
+            or_(
+                col(Payment.paid_at) < at,
+                and_(col(Payment.paid_at) == at, col(Payment.id) < row_id),
+            )
+        )
+    query = (
+        _ledger_select()
+        .where(*conditions)
+        .order_by(col(Payment.paid_at).desc(), col(Payment.id).desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_ledger_row(row) for row in (await session.execute(query)).all()]
+
+
+async def count_ledger(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    payment_type: str | None,
+    visitors: ColumnElement[bool] | None,
+) -> int:
+    """How many payments ``list_ledger`` pages through."""
+    query = select(func.count()).where(
+        *_ledger_conditions(site_id, start, end, payment_type, visitors)
+    )
+    return int(await session.scalar(query.select_from(Payment)) or 0)
+
+
+async def ledger_row(session: AsyncSession, *, payment_id: int) -> LedgerRow:
+    """One payment as the ledger shows it."""
+    row = (await session.execute(_ledger_select().where(col(Payment.id) == payment_id))).one()
+    return _ledger_row(row)
+
+
+async def refund_count(session: AsyncSession, *, site_id: str, transaction_id: str) -> int:
+    """How many refunds name a payment."""
+    count = await session.scalar(
+        select(func.count()).where(
+            col(Payment.site_id) == site_id,
+            col(Payment.payment_type) == REFUND,
+            col(Payment.original_transaction_id) == transaction_id,
+        )
+    )
+    return int(count or 0)
+
+
+async def delete_payment(session: AsyncSession, *, payment_id: int) -> None:
+    """Delete one payment row."""
+    await session.execute(delete(Payment).where(col(Payment.id) == payment_id))
+
+
+async def revenue_by_value(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    dimension: Any,
+    start: datetime,
+    end: datetime,
+    visitors: ColumnElement[bool] | None = None,
+) -> dict[str | None, RevenueTotals]:
+    """``revenue_totals`` per value of a visitor column (``dimension``), grouped in SQL."""
+    is_refund = col(Payment.payment_type) == REFUND
+    paying = case(
+        (and_(~is_refund, col(Payment.amount_minor) > 0), col(Payment.visitor_id)), else_=None
+    )
+    query = (
+        select(
+            dimension,
+            func.coalesce(
+                func.sum(case((~is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
+            ),
+            func.coalesce(
+                func.sum(case((is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
+            ),
+            func.count(func.distinct(paying)),
+        )
+        .join(Visitor, col(Visitor.id) == col(Payment.visitor_id))
+        .where(col(Payment.site_id) == site_id, _in_range(start, end))
+        .group_by(dimension)
+    )
+    if visitors is not None:
+        query = query.where(visitors)
+    rows = (await session.execute(query)).all()
+    return {row[0]: RevenueTotals(int(row[1]), int(row[2]), int(row[3])) for row in rows}

@@ -43,3 +43,23 @@ def epoch_seconds(session: AsyncSession, column: Any) -> ColumnElement[int]:
 def slot_of(at: datetime) -> int:
     """Return the 15-minute activity slot number containing an instant."""
     return int(at.timestamp()) // SLOT_SECONDS
+
+
+def aggregate_ids(session: AsyncSession, column: Any) -> Any:
+    """An aggregate of integer ids as one value per group (``array_agg`` / ``group_concat``).
+
+    Reading a million ids as a few aggregated values is several times faster than as a
+    million rows; ``parse_ids`` turns the value back into integers.
+    """
+    if dialect_name(session) == "postgresql":
+        return func.array_agg(column)
+    return func.group_concat(column)
+
+
+def parse_ids(value: Any) -> list[int]:
+    """The integers of an ``aggregate_ids`` value (None for an empty group)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [int(part) for part in value.split(",")] if value else []
+    return [int(part) for part in value]

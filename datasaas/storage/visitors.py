@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, false, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from datasaas.storage.activity import touch_hour
-from datasaas.storage.models import Visitor, VisitorSlot
-from datasaas.storage.sql import insert_ignore, slot_of
+from datasaas.storage.models import (
+    SLOT_SECONDS,
+    GoalCompletion,
+    Pageview,
+    Payment,
+    Visitor,
+    VisitorSlot,
+)
+from datasaas.storage.sql import dialect_insert, dialect_name, insert_ignore, slot_of
 
 
 async def visitor_key(session: AsyncSession, *, site_id: str, uid: str, seen_at: datetime) -> int:
@@ -51,17 +58,30 @@ async def set_first_touch(
     return bool(getattr(result, "rowcount", 0))
 
 
+def insert_slots(session: AsyncSession, rows: list[dict[str, Any]] | dict[str, Any]) -> Any:
+    """``INSERT`` activity slot rows, keeping the ones that exist.
+
+    On PostgreSQL an existing row is also locked (``DO UPDATE ... WHERE false`` updates nothing
+    but locks), so a concurrent ``unmark_active`` either sees this transaction's event once it
+    commits, or deletes the row first and this insert then re-creates it.
+    """
+    if dialect_name(session) != "postgresql":
+        return insert_ignore(session, VisitorSlot, rows)
+    statement = dialect_insert(session)(VisitorSlot).values(rows)
+    return statement.on_conflict_do_update(
+        index_elements=["site_id", "slot", "visitor_id"],
+        set_={"visitor_id": statement.excluded.visitor_id},
+        where=false(),
+    )
+
+
 async def mark_active(
     session: AsyncSession, *, site_id: str, visitor_id: int, at: datetime
 ) -> None:
     """Record that a visitor was active in the 15-minute slot containing ``at``."""
     await touch_hour(session, site_id=site_id, at=at)
     await session.execute(
-        insert_ignore(
-            session,
-            VisitorSlot,
-            {"site_id": site_id, "slot": slot_of(at), "visitor_id": visitor_id},
-        )
+        insert_slots(session, {"site_id": site_id, "slot": slot_of(at), "visitor_id": visitor_id})
     )
 
 
@@ -70,3 +90,41 @@ async def get_visitor_by_key(session: AsyncSession, visitor_id: int) -> str:
     uid = await session.scalar(select(col(Visitor.uid)).where(col(Visitor.id) == visitor_id))
     assert uid is not None
     return str(uid)
+
+
+async def unmark_active(
+    session: AsyncSession, *, site_id: str, visitor_id: int, at: datetime
+) -> bool:
+    """After an event at ``at`` was deleted: drop the visitor's slot row if nothing else of
+    theirs remains in that slot, and mark the hour's cached bitmaps stale. True if dropped."""
+    await touch_hour(session, site_id=site_id, at=at)
+    slot = slot_of(at)
+    this_slot = (
+        col(VisitorSlot.site_id) == site_id,
+        col(VisitorSlot.slot) == slot,
+        col(VisitorSlot.visitor_id) == visitor_id,
+    )
+    # Lock the row before looking for other activity: see ``insert_slots``.
+    locked = await session.scalar(select(literal(1)).where(*this_slot).with_for_update())
+    if locked is None:
+        return False
+    start = datetime.fromtimestamp(slot * SLOT_SECONDS, UTC)
+    end = datetime.fromtimestamp((slot + 1) * SLOT_SECONDS, UTC)
+    for site, visitor, column in (
+        (col(Pageview.site_id), col(Pageview.visitor_id), col(Pageview.occurred_at)),
+        (
+            col(GoalCompletion.site_id),
+            col(GoalCompletion.visitor_id),
+            col(GoalCompletion.completed_at),
+        ),
+        (col(Payment.site_id), col(Payment.visitor_id), col(Payment.paid_at)),
+    ):
+        remaining = await session.scalar(
+            select(literal(1))
+            .where(site == site_id, visitor == visitor_id, column >= start, column < end)
+            .limit(1)
+        )
+        if remaining is not None:
+            return False
+    await session.execute(delete(VisitorSlot).where(*this_slot))
+    return True

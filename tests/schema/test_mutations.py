@@ -398,3 +398,30 @@ async def test_site_is_checked_on_every_root_field(graphql: GraphQL) -> None:
     assert answer.data is None
     assert answer.codes == ["FORBIDDEN"]
     assert answer.errors[0]["path"] == ["theirs"]
+
+
+async def test_create_payment_takes_a_billing_interval(graphql: GraphQL) -> None:
+    result = await create_payment(
+        graphql,
+        paymentType="RECURRING",
+        amount="1200.00",
+        billingInterval="YEAR",
+        paidAt="2025-01-01T00:00:00Z",
+    )
+    assert result["userErrors"] == []
+    answer = await graphql(
+        'query { revenue(siteId: "ds_test", start: "2025-01-01", end: "2025-06-30") { mrr } }'
+    )
+    assert answer.data["revenue"]["mrr"] == "100.00"
+
+
+async def test_billing_interval_on_a_one_time_payment_is_a_user_error(
+    database: Database, graphql: GraphQL
+) -> None:
+    before = await row_counts(database)
+    result = await create_payment(graphql, billingIntervalCount=2)
+    assert result["created"] is False
+    assert [(e["field"], e["code"]) for e in result["userErrors"]] == [
+        (["input", "billingIntervalCount"], "INVALID")
+    ]
+    assert await row_counts(database) == before

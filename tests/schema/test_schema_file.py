@@ -26,15 +26,23 @@ from datasaas.schema.scalars import serialize_decimal as serialize
 
 SCHEMA_FILE = Path(__file__).parents[2] / "schema.graphql"
 
-# CONTRACT §9, verbatim, plus the three custom scalars it names.
+# CONTRACT §9, verbatim, plus the three custom scalars it names, with §11 and §12's additions.
 CONTRACT_SDL = """
 scalar DateTime
 scalar Decimal
 scalar JSON
 enum Granularity { HOUR DAY WEEK MONTH }
 enum PaymentType { ONE_TIME RECURRING REFUND }
+enum BillingInterval { DAY WEEK MONTH YEAR }
 type Goal { name: String!  uniqueVisitors: Int!  completionCount: Int!  conversionRate: Float!
-            completions(first: Int = 100, after: String): CompletionConnection! }
+            completions(first: Int = 100, after: String): CompletionConnection!
+            breakdown(dimension: Dimension!, limit: Int = 100, offset: Int = 0):
+              [GoalBreakdownRow!]! }
+type RevenueBreakdownRow { value: String  visitors: Int!  payingVisitors: Int!
+  newRevenue: Decimal!  refundRevenue: Decimal!  totalRevenue: Decimal!
+  conversionRate: Float!  revenuePerVisitor: Decimal! }
+type GoalBreakdownRow { value: String  visitors: Int!  uniqueVisitors: Int!
+  completionCount: Int!  conversionRate: Float! }
 type Completion { visitorId: String!  completedAt: DateTime!  url: String  metadata: JSON
                   source: String  country: String  city: String  browser: String  os: String
                   deviceType: String }
@@ -47,19 +55,38 @@ type RevenueSummary { totalRevenue: Decimal!  mrr: Decimal!  conversionRate: Flo
 type RevenuePoint { period: String!  newRevenue: Decimal!  refundRevenue: Decimal! }
 type Payment { transactionId: String!  visitorId: String!  amount: Decimal!  currency: String!
                reportingAmount: Decimal!  paymentType: PaymentType!  productName: String
-               paidAt: DateTime! }
+               paidAt: DateTime!
+               reportingCurrency: String!  fxRate: String!  originalTransactionId: String
+               refundedAmount: Decimal!  billingInterval: BillingInterval
+               billingIntervalCount: Int  provider: String!  source: String  country: String
+               deviceType: String }
+type PaymentConnection { edges: [PaymentEdge!]!  pageInfo: PageInfo!  totalCount: Int! }
+type PaymentEdge { cursor: String!  node: Payment! }
+enum Dimension { SOURCE COUNTRY CITY BROWSER OS DEVICE_TYPE UTM_SOURCE UTM_MEDIUM UTM_CAMPAIGN }
+enum FilterOperator { IS IS_NOT CONTAINS }
+input FilterInput { dimension: Dimension!  operator: FilterOperator! = IS  values: [String]! }
 type Query {
   goals(siteId: String!, start: String, end: String, timezone: String = "UTC",
-        limit: Int = 100, offset: Int = 0): [Goal!]!
-  goal(siteId: String!, name: String!, start: String, end: String, timezone: String = "UTC"): Goal!
-  revenue(siteId: String!, start: String, end: String, timezone: String = "UTC"): RevenueSummary!
+        filters: [FilterInput!] = [], limit: Int = 100, offset: Int = 0): [Goal!]!
+  goal(siteId: String!, name: String!, start: String, end: String, timezone: String = "UTC",
+       filters: [FilterInput!] = []): Goal!
+  revenue(siteId: String!, start: String, end: String, timezone: String = "UTC",
+          filters: [FilterInput!] = []): RevenueSummary!
   revenueTimeseries(siteId: String!, start: String, end: String, timezone: String = "UTC",
+                    filters: [FilterInput!] = [],
                     granularity: Granularity = DAY): [RevenuePoint!]!
+  payments(siteId: String!, start: String, end: String, timezone: String = "UTC",
+           filters: [FilterInput!] = [], paymentType: PaymentType,
+           first: Int = 100, after: String): PaymentConnection!
+  revenueBreakdown(siteId: String!, dimension: Dimension!, start: String, end: String,
+                   timezone: String = "UTC", filters: [FilterInput!] = [],
+                   limit: Int = 100, offset: Int = 0): [RevenueBreakdownRow!]!
 }
 input CreateGoalInput { name: String!  visitorId: String!  url: String  metadata: JSON }
 input CreatePaymentInput { visitorId: String!  amount: Decimal!  currency: String!
   transactionId: String!  paymentType: PaymentType = ONE_TIME  productName: String
-  paidAt: String  originalTransactionId: String }
+  paidAt: String  originalTransactionId: String
+  billingInterval: BillingInterval  billingIntervalCount: Int }
 type UserError { field: [String!]  message: String!  code: String! }
 type CreateGoalPayload { created: Boolean!  goalName: String  userErrors: [UserError!]! }
 type CreatePaymentPayload { created: Boolean!  transactionId: String  payment: Payment
@@ -67,7 +94,9 @@ type CreatePaymentPayload { created: Boolean!  transactionId: String  payment: P
 type Mutation {
   createGoal(siteId: String!, input: CreateGoalInput!): CreateGoalPayload!
   createPayment(siteId: String!, input: CreatePaymentInput!): CreatePaymentPayload!
+  deletePayment(siteId: String!, transactionId: String!): DeletePaymentPayload!
 }
+type DeletePaymentPayload { deleted: Boolean!  transactionId: String  userErrors: [UserError!]! }
 """
 
 
