@@ -15,6 +15,7 @@ from datasaas import __version__
 from datasaas.config import Settings, get_settings
 from datasaas.errors import ServiceUnavailable
 from datasaas.middleware import KnownKeys, SecurityHeaders, rate_limit
+from datasaas.providers.routes import router as providers_router
 from datasaas.ratelimit import RateLimiter
 from datasaas.rest_compat.errors import error_body, install_error_handlers
 from datasaas.rest_compat.routes import router as rest_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(rest_router)
     app.include_router(events_router)
+    app.include_router(providers_router)
     app.include_router(create_graphql_router(settings), prefix="/graphql")
 
     @app.get("/healthz", tags=["health"], summary="The process is up")

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from datasaas.config import get_settings
 from datasaas.errors import DomainError
+from datasaas.resolvers import providers as provider_resolvers
 from datasaas.resolvers import sites as site_resolvers
 from datasaas.resolvers.sites import Scope
 from datasaas.storage.engine import Database
@@ -27,6 +28,11 @@ sites_app = typer.Typer(help="Manage sites.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(sites_app, name="sites")
 app.add_typer(keys_app, name="keys")
+providers_app = typer.Typer(
+    help="Connect payment providers (Stripe, LemonSqueezy, Polar) by their webhook secret.",
+    no_args_is_help=True,
+)
+app.add_typer(providers_app, name="providers")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -252,6 +258,86 @@ def keys_revoke(
 
     _run(database_url, work)
     console.print(f"Revoked {key_id}")
+
+
+ProviderOption = Annotated[
+    str, typer.Option("--provider", help="stripe, lemonsqueezy or polar.", show_default=False)
+]
+
+
+@providers_app.command("set")
+def providers_set(
+    site: Annotated[str, typer.Option("--site", help="Site id.")],
+    provider: ProviderOption,
+    secret: Annotated[
+        str,
+        typer.Option(
+            "--secret",
+            help="The webhook signing secret from the provider's dashboard (whsec_... for "
+            "Stripe and Polar). Stored for verification; never printed.",
+        ),
+    ],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Connect a provider to a site (or replace its secret) and print the webhook URL."""
+
+    async def work(database: Database) -> str:
+        async with database.write() as session:
+            config = await provider_resolvers.set_provider(
+                session, site_id=site, provider=provider, secret=secret
+            )
+            return config.provider
+
+    name = _run(database_url, work)
+    console.print(f"Connected {name} to {site}. Point its webhooks at:")
+    console.print(f"  https://YOUR_HOST/api/webhooks/{name}/{site}")
+
+
+@providers_app.command("list")
+def providers_list(
+    site: Annotated[str, typer.Option("--site", help="Site id.")],
+    as_json: JsonFlag = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List the providers connected to a site (never their secrets)."""
+
+    async def work(database: Database) -> list[dict[str, str]]:
+        async with database.read() as session:
+            return [
+                {
+                    "site_id": c.site_id,
+                    "provider": c.provider,
+                    "webhook_path": f"/api/webhooks/{c.provider}/{c.site_id}",
+                    "created_at": c.created_at.isoformat(),
+                    "updated_at": c.updated_at.isoformat(),
+                }
+                for c in await provider_resolvers.list_providers(session, site_id=site)
+            ]
+
+    rows = _run(database_url, work)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("provider", "webhook_path", "created_at", "updated_at")
+    for row in rows:
+        table.add_row(row["provider"], row["webhook_path"], row["created_at"], row["updated_at"])
+    console.print(table)
+
+
+@providers_app.command("remove")
+def providers_remove(
+    site: Annotated[str, typer.Option("--site", help="Site id.")],
+    provider: ProviderOption,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Disconnect a provider: its webhooks for this site are refused (404) from now on."""
+
+    async def work(database: Database) -> None:
+        async with database.write() as session:
+            await provider_resolvers.remove_provider(session, site_id=site, provider=provider)
+
+    _run(database_url, work)
+    console.print(f"Removed {provider} from {site}")
 
 
 @app.command()

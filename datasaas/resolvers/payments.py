@@ -125,9 +125,10 @@ def _clean(payment: PaymentIn, now: datetime) -> _Clean:
     )
 
 
-def _same(stored: Payment, stored_uid: str, clean: _Clean) -> bool:
+def _same(stored: Payment, stored_uid: str, clean: _Clean, provider: str) -> bool:
     return (
         stored_uid == clean.uid
+        and stored.provider == provider
         and stored.amount_minor == clean.amount_minor
         and stored.currency == clean.currency
         and stored.payment_type == clean.payment_type.value
@@ -139,9 +140,11 @@ def _same(stored: Payment, stored_uid: str, clean: _Clean) -> bool:
     )
 
 
-async def _replay(session: AsyncSession, existing: Payment, clean: _Clean) -> PaymentResult:
+async def _replay(
+    session: AsyncSession, existing: Payment, clean: _Clean, provider: str
+) -> PaymentResult:
     visitor = await visitor_store.get_visitor_by_key(session, existing.visitor_id)
-    if not _same(existing, visitor, clean):
+    if not _same(existing, visitor, clean, provider):
         raise Conflict(
             f"Transaction '{clean.transaction_id}' was already recorded with different fields.",
             details=[FieldError("transaction_id", "already recorded with different fields")],
@@ -174,16 +177,24 @@ async def _check_refund(session: AsyncSession, site: Site, clean: _Clean) -> Non
 
 
 async def record_payment(
-    session: AsyncSession, *, site: Site, payment: PaymentIn, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    site: Site,
+    payment: PaymentIn,
+    provider: str = "api",
+    now: datetime | None = None,
 ) -> PaymentResult:
-    """Validate, convert and store a payment; an identical replay of a transaction id is a no-op."""
+    """Validate, convert and store a payment; an identical replay of a transaction id is a no-op.
+
+    ``provider`` says where it came from: ``api`` or a native provider's webhook.
+    """
     now = now or datetime.now(UTC)
     clean = _clean(payment, now)
     existing = await payment_store.get_payment(
         session, site_id=site.id, transaction_id=clean.transaction_id
     )
     if existing is not None:
-        return await _replay(session, existing, clean)
+        return await _replay(session, existing, clean, provider)
     await _check_refund(session, site, clean)
     fx = convert(clean.amount_minor, clean.currency, site.currency, on=clean.paid_at.date())
     visitor = await visitor_store.visitor_key(
@@ -204,6 +215,7 @@ async def record_payment(
         original_transaction_id=clean.original_transaction_id,
         paid_at=clean.paid_at,
         created_at=now,
+        provider=provider,
         billing_interval=clean.billing_interval.value if clean.billing_interval else None,
         billing_interval_count=clean.billing_interval_count,
         covers_until_at=(
@@ -218,7 +230,7 @@ async def record_payment(
             session, site_id=site.id, transaction_id=clean.transaction_id
         )
         assert raced is not None
-        return await _replay(session, raced, clean)
+        return await _replay(session, raced, clean, provider)
     await visitor_store.mark_active(session, site_id=site.id, visitor_id=visitor, at=clean.paid_at)
     return PaymentResult(created=True, payment=row, visitor_uid=clean.uid)
 

@@ -20,21 +20,27 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-async def read_json(request: Request, *, what: str = "the body") -> Any:
-    """Return the parsed JSON body with exact decimals; 415, 413 or 400 on a bad body."""
-    if not _is_json(request.headers.get("content-type", "")):
-        raise UnsupportedMediaType(f"Send {what} as JSON with 'Content-Type: application/json'.")
-    too_large = PayloadTooLarge(f"The body is over the {MAX_BODY_BYTES // 1024} KiB limit.")
+async def read_raw(request: Request, *, limit: int = MAX_BODY_BYTES) -> bytes:
+    """Return the body's bytes; 413 as soon as it is known to exceed ``limit``, chunked or not."""
+    too_large = PayloadTooLarge(f"The body is over the {limit // 1024} KiB limit.")
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
     raw = bytearray()
     async for chunk in request.stream():
         raw.extend(chunk)
-        if len(raw) > MAX_BODY_BYTES:
+        if len(raw) > limit:
             raise too_large
+    return bytes(raw)
+
+
+async def read_json(request: Request, *, what: str = "the body") -> Any:
+    """Return the parsed JSON body with exact decimals; 415, 413 or 400 on a bad body."""
+    if not _is_json(request.headers.get("content-type", "")):
+        raise UnsupportedMediaType(f"Send {what} as JSON with 'Content-Type: application/json'.")
+    raw = await read_raw(request)
     try:
-        return load_json_exact(bytes(raw))
+        return load_json_exact(raw)
     except ValueError as exc:
         raise InvalidInput(f"The body is not valid JSON: {exc}") from None
 

@@ -259,3 +259,47 @@ class HealthCheck(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=64)
     checked_at: datetime = _at()
+
+
+class ProviderConfig(SQLModel, table=True):
+    """A payment provider connected to a site: the signing secret its webhooks are verified with.
+
+    The secret must be kept as given (verification needs it); it is never printed back.
+    """
+
+    __tablename__ = "provider_config"
+
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    provider: str = Field(primary_key=True, max_length=16)
+    secret: str = Field(max_length=512)
+    created_at: datetime = _at()
+    updated_at: datetime = _at()
+
+
+class ProviderEvent(SQLModel, table=True):
+    """A provider webhook event already handled: a redelivery of the same id changes nothing.
+
+    Written in the same transaction as the payments the event caused.
+    """
+
+    __tablename__ = "provider_event"
+
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    provider: str = Field(primary_key=True, max_length=16)
+    event_id: str = Field(primary_key=True, max_length=255)
+    event_type: str = Field(max_length=128)
+    outcome: str = Field(max_length=32)
+    received_at: datetime = _at()
+
+
+class ProviderCustomer(SQLModel, table=True):
+    """A provider's customer id and the visitor it was first linked to (checkout metadata), so
+    that renewals carrying no metadata are attributed to the same visitor."""
+
+    __tablename__ = "provider_customer"
+
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    provider: str = Field(primary_key=True, max_length=16)
+    customer_id: str = Field(primary_key=True, max_length=255)
+    visitor_uid: str = Field(max_length=128)
+    linked_at: datetime = _at()
