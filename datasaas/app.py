@@ -16,6 +16,8 @@ from sqlalchemy import text
 from datasaas import __version__
 from datasaas.config import Settings, get_settings
 from datasaas.deps import request_client_ip
+from datasaas.explorers import STATIC_PATH, static_files
+from datasaas.explorers import router as explorers_router
 from datasaas.ratelimit import RateLimiter, RateLimitState
 from datasaas.rest_compat.errors import error_body, install_error_handlers
 from datasaas.rest_compat.routes import router as rest_router
@@ -134,6 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The explorers are served from the app's own assets (datasaas.explorers), not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.redis_url)
@@ -144,6 +149,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rest_router)
     app.include_router(events_router)
     app.include_router(create_graphql_router(settings), prefix="/graphql")
+    app.include_router(explorers_router)
+    app.mount(STATIC_PATH, static_files(), name="static")
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     async def healthz() -> dict[str, str]:

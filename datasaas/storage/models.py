@@ -247,7 +247,7 @@ class ActivityBitmap(SQLModel, table=True):
 
 
 class HealthCheck(SQLModel, table=True):
-    """One row per process-probe name, upserted by ``/readyz`` to prove the database takes writes."""
+    """One row per probe name, upserted by ``/readyz`` to prove the database takes writes."""
 
     __tablename__ = "health_check"
 
