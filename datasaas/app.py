@@ -7,7 +7,6 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -15,9 +14,11 @@ from sqlalchemy import text
 
 from datasaas import __version__
 from datasaas.config import Settings, get_settings
+from datasaas.cors import ApiCORS
 from datasaas.deps import request_client_ip
 from datasaas.explorers import STATIC_PATH, static_files
 from datasaas.explorers import router as explorers_router
+from datasaas.openapi import install_openapi
 from datasaas.ratelimit import RateLimiter, RateLimitState
 from datasaas.rest_compat.errors import error_body, install_error_handlers
 from datasaas.rest_compat.routes import router as rest_router
@@ -99,22 +100,6 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def _document_400_not_422(app: FastAPI) -> None:
-    """Drop FastAPI's automatic 422 responses from OpenAPI: validation errors are 400 here."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = generate()
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
-                operation.get("responses", {}).pop("422", None)
-        for name in ("HTTPValidationError", "ValidationError"):
-            schema.get("components", {}).get("schemas", {}).pop(name, None)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; used by uvicorn (``factory=True``) and by the tests."""
     settings = settings or get_settings()
@@ -143,8 +128,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.redis_url)
     install_error_handlers(app)
-    _document_400_not_422(app)
+    install_openapi(app)
     app.middleware("http")(_rate_limit)
+    if settings.cors_origin_list:  # outside the rate limit, so that a 429 is readable too
+        app.add_middleware(ApiCORS, origins=settings.cors_origin_list)
 
     app.include_router(rest_router)
     app.include_router(events_router)

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 600
     events_rate_limit_per_minute: int = 100
     graphql_introspection: bool = True
+    cors_origins: str = ""
     log_level: str = "info"
 
     @field_validator("geoip_db", "redis_url", mode="before")
@@ -37,6 +38,11 @@ class Settings(BaseSettings):
         for part in _split(value):
             ipaddress.ip_network(part, strict=False)
         return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins allowed to call ``/api/v1`` and ``/graphql`` from a browser."""
+        return [origin.rstrip("/") for origin in _split(self.cors_origins)]
 
     @property
     def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -114,9 +114,16 @@ class GatewayGraphQLRouter(GraphQLRouter[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
         """Parse JSON with exact decimals; duplicate keys and NaN are refused."""
         try:
-            return load_json_exact(data)
+            body = load_json_exact(data)
         except ValueError as exc:
             raise HTTPException(400, f"Unable to parse request body as JSON: {exc}") from None
+        for operation in body if isinstance(body, list) else [body]:
+            if not isinstance(operation, dict):
+                raise HTTPException(400, "Each operation must be a JSON object.")
+            # An empty operationName is what form-built clients send for "none".
+            if operation.get("operationName") == "":
+                operation["operationName"] = None
+        return body
 
     def create_response(
         self,
