@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -123,6 +123,28 @@ def _row(stats: goal_store.GoalStats, visitors: int) -> GoalRow:
     )
 
 
+UNCLIPPED_SPAN = timedelta(days=3 * 366)
+
+
+async def active_window(
+    session: AsyncSession, *, site_id: str, rng: TimeRange
+) -> tuple[datetime, datetime]:
+    """The part of ``rng`` that can hold activity: the same answers, bounded work.
+
+    Activity is counted per hour, so a read from year 2 to 9998 would plan 87 million hours;
+    clipped to the site's first and last recorded instants it plans only hours with data.
+    Ranges of a few years cost little either way and skip the extra query.
+    """
+    if rng.end - rng.start <= UNCLIPPED_SPAN:
+        return rng.start, rng.end
+    span = await visitor_store.activity_span(session, site_id=site_id)
+    if span is None or rng.end < span[0]:
+        return rng.end, rng.end
+    if rng.start > span[1]:
+        return rng.start, rng.start
+    return max(rng.start, span[0]), min(rng.end, span[1])
+
+
 async def list_goals(
     session: AsyncSession,
     *,
@@ -134,10 +156,11 @@ async def list_goals(
     """Every goal the site has recorded with its range statistics, busiest first."""
     rng = period.resolve()
     page_size, skip = validation.limit(limit), validation.offset(offset)
+    start, end = await active_window(session, site_id=site_id, rng=rng)
     stats = await goal_store.goal_stats(
-        session, site_id=site_id, start=rng.start, end=rng.end, limit=page_size, offset=skip
+        session, site_id=site_id, start=start, end=end, limit=page_size, offset=skip
     )
-    visitors = await activity.count_visitors(session, site_id=site_id, start=rng.start, end=rng.end)
+    visitors = await activity.count_visitors(session, site_id=site_id, start=start, end=end)
     return GoalList(range=rng, visitors=visitors, goals=[_row(s, visitors) for s in stats])
 
 
@@ -147,12 +170,13 @@ async def get_goal(
     """The resolved range and one goal's statistics in it; a name never recorded gives zeros."""
     goal_name = validation.normalize_goal_name(name)
     rng = period.resolve()
+    start, end = await active_window(session, site_id=site_id, rng=rng)
     stats = await goal_store.goal_stats(
-        session, site_id=site_id, start=rng.start, end=rng.end, limit=1, offset=0, name=goal_name
+        session, site_id=site_id, start=start, end=end, limit=1, offset=0, name=goal_name
     )
     if not stats:
         return rng, GoalRow(None, goal_name, 0, 0, 0.0)
-    visitors = await activity.count_visitors(session, site_id=site_id, start=rng.start, end=rng.end)
+    visitors = await activity.count_visitors(session, site_id=site_id, start=start, end=end)
     return rng, _row(stats[0], visitors)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.money import to_major
 from datasaas.resolvers import validation
-from datasaas.resolvers.goals import Period
+from datasaas.resolvers.goals import Period, active_window
 from datasaas.storage import activity
 from datasaas.storage import payments as payment_store
 from datasaas.storage.models import SLOT_SECONDS, Site
@@ -81,7 +81,8 @@ async def revenue_summary(session: AsyncSession, *, site: Site, period: Period) 
     totals = await payment_store.revenue_totals(
         session, site_id=site.id, start=rng.start, end=rng.end
     )
-    visitors = await activity.count_visitors(session, site_id=site.id, start=rng.start, end=rng.end)
+    start, end = await active_window(session, site_id=site.id, rng=rng)
+    visitors = await activity.count_visitors(session, site_id=site.id, start=start, end=end)
     mrr = await mrr_minor(session, site_id=site.id, at=rng.end)
     currency = site.currency
     return RevenueSummary(
