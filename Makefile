@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-PYTEST_ARGS ?= -n 2 -rs
+PYTEST_ARGS ?= -n 2 -rfEs
 
 .DEFAULT_GOAL := help
 .PHONY: help run test fuzz lint format bench schema migration assets clean
@@ -37,6 +37,10 @@ format: $(VENV)/.dev-installed  ## Apply ruff fixes and formatting
 
 test: lint  ## Lint, then the whole test suite (PostgreSQL cases need DATASAAS_TEST_POSTGRES_URL)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+fuzz: $(VENV)/.dev-installed  ## schemathesis, every check and phase, thousands of cases, fresh seed
+	DATASAAS_FUZZ_EXAMPLES=$${DATASAAS_FUZZ_EXAMPLES:-100} DATASAAS_FUZZ_SEED=$${DATASAAS_FUZZ_SEED:-} \
+	DATASAAS_FUZZ_PHASES=examples,coverage,fuzzing,stateful $(BIN)/pytest tests/fuzz -p no:xdist -s -q
 
 bench: $(VENV)/.dev-installed  ## Read-path benchmark at 1M visitors / 5M pageviews
 	$(BIN)/python -m benchmarks.run
