@@ -160,6 +160,8 @@ def test_graphiql_runs_a_typed_query_offline(
         page.locator(".graphiql-query-editor .monaco-editor"),
         f'{{ goals(siteId: "{SITE_ID}") {{ name completionCount }} }}',
     )
+    # GraphiQL picks the operation name from the edited query after a debounce.
+    page.wait_for_timeout(1500)
     page.locator(".graphiql-execute-button").click()
     for _ in range(200):  # the page's own clock: time.sleep would stall the route handler
         response = page.inner_text(".graphiql-response").replace("\xa0", " ")
