@@ -91,8 +91,8 @@ def _graphql_paths() -> dict[str, Any]:
             "name": "variables",
             "in": "query",
             "required": False,
-            "description": "JSON object",
-            "schema": {"type": "string"},
+            "description": "A JSON object",
+            "content": {"application/json": {"schema": {"type": "object"}}},
         },
         {"name": "operationName", "in": "query", "required": False, "schema": {"type": "string"}},
     ]

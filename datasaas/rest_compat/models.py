@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from datasaas.money import MAX_AMOUNT
+from datasaas.money import MAX_AMOUNT, currency_pattern
 from datasaas.resolvers.validation import (
     GOAL_NAME_INPUT_PATTERN,
     HTTP_URL_PATTERN,
@@ -229,7 +229,11 @@ class PaymentCreateBody(BaseModel):
 
     visitor_id: str = Field(min_length=1, max_length=VISITOR_ID_MAX)
     amount: AmountIn
-    currency: str = Field(pattern=r"^\s*[A-Za-z]{3}\s*$", examples=["USD"])
+    currency: str = Field(
+        json_schema_extra={"pattern": currency_pattern()},
+        description="ISO 4217 code, any case",
+        examples=["USD"],
+    )
     transaction_id: str = Field(min_length=1, max_length=255)
     payment_type: Literal["one_time", "recurring", "refund"] = "one_time"
     product_name: str | None = Field(default=None, max_length=255)

@@ -21,7 +21,7 @@ from datasaas.resolvers import revenue as revenue_resolvers
 from datasaas.resolvers.goals import GoalIn, Period
 from datasaas.resolvers.payments import PaymentIn
 from datasaas.resolvers.sites import SITE_ID_RE, Principal, require_site
-from datasaas.resolvers.validation import MAX_LIMIT, MAX_OFFSET
+from datasaas.resolvers.validation import GOAL_NAME_INPUT_PATTERN, MAX_LIMIT, MAX_OFFSET
 from datasaas.rest_compat import models
 from datasaas.rest_compat.body import read_json_object
 from datasaas.rest_compat.responses import DecimalJSONResponse
@@ -100,6 +100,7 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         max_length=255,
         description="Replays the original response for the same key and body (kept 24 h)",
+        json_schema_extra={"pattern": r"\S"},  # not blank
     ),
 ]
 
@@ -168,13 +169,25 @@ async def list_goals(
     # ``path`` so that an encoded slash still reaches the goal-name check (400, not 404).
     "/goals/{name:path}/completions",
     response_model=models.CompletionsResponse,
+    responses={
+        404: {
+            "model": models.ErrorEnvelope,
+            "description": "No such route: the name holds a line break, which a path cannot carry",
+        }
+    },
     summary="Individual completions of a goal",
     tags=["goals"],
 )
 async def list_completions(
     principal: PrincipalDep,
     database: DatabaseDep,
-    name: Annotated[str, Path(description="Goal name, e.g. signup")],
+    name: Annotated[
+        str,
+        Path(
+            description="Goal name, e.g. signup",
+            json_schema_extra={"pattern": GOAL_NAME_INPUT_PATTERN},
+        ),
+    ],
     site_id: SiteId,
     start: Start = None,
     end: End = None,
