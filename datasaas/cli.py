@@ -103,7 +103,9 @@ def serve(
             )
 
     _run(database_url, work)
-    console.print(f"Serving on http://{host}:{port}  (GraphiQL: /graphql, OpenAPI: /docs)")
+    console.print(
+        f"Serving on http://{host}:{port}  (GraphiQL: /graphql, Swagger UI: /docs, ReDoc: /redoc)"
+    )
     uvicorn.run(
         "datasaas.app:create_app",
         factory=True,
