@@ -2,10 +2,10 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 -rfEs
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench schema migration clean
+.PHONY: help run test fuzz lint format bench schema migration assets clean
 
 help:  ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,6 +38,10 @@ format: $(VENV)/.dev-installed  ## Apply ruff fixes and formatting
 test: lint  ## Lint, then the whole test suite (PostgreSQL cases need DATASAAS_TEST_POSTGRES_URL)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+fuzz: $(VENV)/.dev-installed  ## schemathesis, every check and phase, thousands of cases, fresh seed
+	DATASAAS_FUZZ_EXAMPLES=$${DATASAAS_FUZZ_EXAMPLES:-100} DATASAAS_FUZZ_SEED=$${DATASAAS_FUZZ_SEED:-} \
+	DATASAAS_FUZZ_PHASES=examples,coverage,fuzzing,stateful $(BIN)/pytest tests/fuzz -p no:xdist -s -q
+
 bench: $(VENV)/.dev-installed  ## Read-path benchmark at 1M visitors / 5M pageviews
 	$(BIN)/python -m benchmarks.run
 
@@ -46,6 +50,9 @@ schema: $(VENV)/.installed  ## Export the GraphQL schema to schema.graphql
 
 migration: $(VENV)/.dev-installed  ## New Alembic revision from model changes: make migration m="message"
 	$(BIN)/python -m datasaas.storage.migrate revision "$(m)"
+
+assets:  ## Rebuild the explorers (GraphiQL, Swagger UI, ReDoc) from the pinned npm packages; needs Node
+	cd frontend/explorers && npm ci --no-audit --no-fund && npm run build
 
 clean:  ## Remove the venv, caches and local data
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data

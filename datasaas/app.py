@@ -6,15 +6,18 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from datasaas import __version__
 from datasaas.config import Settings, get_settings
+from datasaas.cors import ApiCORS
 from datasaas.errors import ServiceUnavailable
+from datasaas.explorers import STATIC_PATH, static_files
+from datasaas.explorers import router as explorers_router
 from datasaas.middleware import KnownKeys, SecurityHeaders, rate_limit
+from datasaas.openapi import install_openapi
 from datasaas.providers.routes import router as providers_router
 from datasaas.ratelimit import RateLimiter
 from datasaas.rest_compat.errors import error_body, install_error_handlers
@@ -46,22 +49,6 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def _document_400_not_422(app: FastAPI) -> None:
-    """Drop FastAPI's automatic 422 responses from OpenAPI: validation errors are 400 here."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = generate()
-        for path in schema.get("paths", {}).values():
-            for operation in path.values():
-                operation.get("responses", {}).pop("422", None)
-        for name in ("HTTPValidationError", "ValidationError"):
-            schema.get("components", {}).get("schemas", {}).pop(name, None)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; used by uvicorn (``factory=True``) and by the tests."""
     settings = settings or get_settings()
@@ -83,19 +70,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The explorers are served from the app's own assets (datasaas.explorers), not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.redis_url)
     app.state.known_keys = KnownKeys()
     install_error_handlers(app)
-    _document_400_not_422(app)
+    install_openapi(app)
     app.middleware("http")(rate_limit)
     app.add_middleware(SecurityHeaders)
+    if settings.cors_origin_list:  # outside the rate limit, so that a 429 is readable too
+        app.add_middleware(ApiCORS, origins=settings.cors_origin_list)
 
     app.include_router(rest_router)
     app.include_router(events_router)
     app.include_router(providers_router)
     app.include_router(create_graphql_router(settings), prefix="/graphql")
+    app.include_router(explorers_router)
+    app.mount(STATIC_PATH, static_files(), name="static")
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -98,15 +98,21 @@ def serve(
     """Apply pending migrations, then serve the API."""
     import uvicorn
 
-    from datasaas.demo import ensure_demo
+    from datasaas.demo import DEMO_SITE_ID, ensure_demo
     from datasaas.server import GatewayHttpProtocol
 
     async def work(database: Database) -> None:
-        if demo:
-            await ensure_demo(database, console=console)
+        if demo and not await ensure_demo(database, console=console):
+            # Keys are shown once, on the run that created them; say how to get another.
+            console.print(
+                "The database already has sites. Get a key with: "
+                f"[bold]datasaas keys create --site {DEMO_SITE_ID} --scope read_write[/bold]"
+            )
 
     _run(database_url, work)
-    console.print(f"Serving on http://{host}:{port}  (GraphiQL: /graphql, OpenAPI: /docs)")
+    console.print(
+        f"Serving on http://{host}:{port}  (GraphiQL: /graphql, Swagger UI: /docs, ReDoc: /redoc)"
+    )
     uvicorn.run(
         "datasaas.app:create_app",
         factory=True,
@@ -232,7 +238,12 @@ def keys_list(
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    table = Table("id", "scope", "name", "prefix", "created_at", "revoked_at")
+    table = Table("scope", "name", "prefix", "created_at", "revoked_at")
+    # The id is what `keys revoke` takes: never shortened, whatever the terminal's width.
+    table.add_column(
+        "id", no_wrap=True, min_width=max((len(r["id"] or "") for r in rows), default=2)
+    )
+    table.columns.insert(0, table.columns.pop())
     for row in rows:
         table.add_row(
             row["id"],

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     body_timeout: float = 30.0
     """Seconds a client has, once its headers are in, to send the whole body."""
     graphql_introspection: bool = True
+    cors_origins: str = ""
     log_level: str = "info"
 
     @field_validator("geoip_db", "redis_url", mode="before")
@@ -63,6 +64,11 @@ class Settings(BaseSettings):
             connect_timeout=self.db_connect_timeout,
             statement_timeout=self.db_statement_timeout,
         )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins allowed to call ``/api/v1`` and ``/graphql`` from a browser."""
+        return [origin.rstrip("/") for origin in _split(self.cors_origins)]
 
     @property
     def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -67,6 +67,12 @@ _CODE_RE = re.compile(r"[A-Za-z]{3}")
 _AMOUNT_RE = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
+def currency_pattern() -> str:
+    """A regex for exactly the codes ``normalize_currency`` accepts (for the OpenAPI schema)."""
+    codes = "|".join("".join(f"[{c}{c.lower()}]" for c in code) for code in sorted(_EXPONENTS))
+    return rf"^\s*(?:{codes})\s*$"
+
+
 def normalize_currency(code: object, *, field: str = "currency") -> str:
     """Return the upper-case ISO 4217 code for ``code`` (case-insensitive, stripped)."""
     if not isinstance(code, str):

@@ -42,6 +42,7 @@ __all__ = [
     "format_instant",
     "parse_range",
     "parse_timezone",
+    "zone_names",
 ]
 
 MAX_BUCKETS = 10_000
@@ -218,6 +219,11 @@ def _echo(value: str) -> str:
     if len(value) > _ECHO_LIMIT:
         return repr(value[:_ECHO_LIMIT] + "...")
     return repr(value)
+
+
+def zone_names() -> list[str]:
+    """Every IANA zone name ``timezone`` accepts, sorted (for the OpenAPI enum)."""
+    return sorted(_known_zone_keys())
 
 
 @cache

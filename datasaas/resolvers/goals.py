@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pyroaring import BitMap
@@ -141,7 +141,8 @@ async def audience(
 ) -> Audience:
     """The range's active visitors narrowed by ``filters`` (a bitmap intersection)."""
     matching = await filter_store.visitor_filter(session, site_id=site_id, filters=filters)
-    active = await activity.active_visitors(session, site_id=site_id, start=rng.start, end=rng.end)
+    start, end = await active_window(session, site_id=site_id, rng=rng)
+    active = await activity.active_visitors(session, site_id=site_id, start=start, end=end)
     if matching is None:
         return Audience(None, None, active)
     keys = await matching.keys(session)
@@ -158,6 +159,28 @@ def _row(stats: goal_store.GoalStats, visitors: int) -> GoalRow:
     )
 
 
+UNCLIPPED_SPAN = timedelta(days=3 * 366)
+
+
+async def active_window(
+    session: AsyncSession, *, site_id: str, rng: TimeRange
+) -> tuple[datetime, datetime]:
+    """The part of ``rng`` that can hold activity: the same answers, bounded work.
+
+    Activity is counted per hour, so a read from year 2 to 9998 would plan 87 million hours;
+    clipped to the site's first and last recorded instants it plans only hours with data.
+    Ranges of a few years cost little either way and skip the extra query.
+    """
+    if rng.end - rng.start <= UNCLIPPED_SPAN:
+        return rng.start, rng.end
+    span = await visitor_store.activity_span(session, site_id=site_id)
+    if span is None or rng.end < span[0]:
+        return rng.end, rng.end
+    if rng.start > span[1]:
+        return rng.start, rng.start
+    return max(rng.start, span[0]), min(rng.end, span[1])
+
+
 async def list_goals(
     session: AsyncSession,
     *,
@@ -171,11 +194,12 @@ async def list_goals(
     rng = period.resolve()
     page_size, skip = validation.limit(limit), validation.offset(offset)
     who = await audience(session, site_id=site_id, rng=rng, filters=filters)
+    start, end = await active_window(session, site_id=site_id, rng=rng)
     stats = await goal_store.goal_stats(
         session,
         site_id=site_id,
-        start=rng.start,
-        end=rng.end,
+        start=start,
+        end=end,
         limit=page_size,
         offset=skip,
         visitors=who.filter,
@@ -198,11 +222,12 @@ async def get_goal(
     rng = period.resolve()
     matching = await filter_store.visitor_filter(session, site_id=site_id, filters=filters)
     keys = await matching.keys(session) if matching is not None else None
+    start, end = await active_window(session, site_id=site_id, rng=rng)
     stats = await goal_store.goal_stats(
         session,
         site_id=site_id,
-        start=rng.start,
-        end=rng.end,
+        start=start,
+        end=end,
         limit=1,
         offset=0,
         name=goal_name,
@@ -211,7 +236,7 @@ async def get_goal(
     )
     if not stats:
         return rng, GoalRow(None, goal_name, 0, 0, 0.0)
-    active = await activity.active_visitors(session, site_id=site_id, start=rng.start, end=rng.end)
+    active = await activity.active_visitors(session, site_id=site_id, start=start, end=end)
     visitors = len(active & keys) if keys is not None else len(active)
     return rng, _row(stats[0], visitors)
 

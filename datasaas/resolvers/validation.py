@@ -12,7 +12,17 @@ from urllib.parse import urlsplit
 from datasaas.errors import InvalidInput
 from datasaas.timerange import MAX_INSTANT, MIN_INSTANT
 
-GOAL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_:-]{0,63}$")
+_GOAL_FIRST, _GOAL_REST, GOAL_NAME_MAX = "a-z0-9", "a-z0-9_:-", 64
+GOAL_NAME_RE = re.compile(f"^[{_GOAL_FIRST}][{_GOAL_REST}]{{0,{GOAL_NAME_MAX - 1}}}$")
+# What ``normalize_goal_name`` accepts before trimming, lowercasing and turning spaces to '_'
+# (each run of spaces becomes one character), for the OpenAPI schema.
+GOAL_NAME_INPUT_PATTERN = (
+    rf"^\s*[A-Z{_GOAL_FIRST}](?:[A-Z{_GOAL_REST}]|\s+){{0,{GOAL_NAME_MAX - 1}}}\s*$"
+)
+VISITOR_ID_MAX = 128
+URL_MAX = 2048
+# What ``http_url`` accepts: an http(s) scheme, a host, no whitespace (for the OpenAPI schema).
+HTTP_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+[^\s]*$"
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 MAX_FUTURE = timedelta(minutes=5)
@@ -69,7 +79,7 @@ def optional_string(value: object, field: str, *, max_length: int) -> str | None
 
 def visitor_id(value: object, *, field: str = "visitor_id") -> str:
     """Return a visitor id: 1-128 printable characters."""
-    text = require_string(value, field, max_length=128)
+    text = require_string(value, field, max_length=VISITOR_ID_MAX)
     if not text.strip():
         raise InvalidInput.for_field(field, "must not be blank")
     return text
@@ -77,7 +87,7 @@ def visitor_id(value: object, *, field: str = "visitor_id") -> str:
 
 def http_url(value: object, *, field: str = "url") -> str | None:
     """Return None or an absolute http(s) URL of at most 2048 characters."""
-    url = optional_string(value, field, max_length=2048)
+    url = optional_string(value, field, max_length=URL_MAX)
     if url is None:
         return None
     try:

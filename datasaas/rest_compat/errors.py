@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from datasaas.errors import DomainError, FieldError, RateLimited, ServiceUnavailable
 from datasaas.storage.faults import describe_error, is_unavailable
@@ -26,12 +27,15 @@ _CODES = {
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
-    405: "invalid_request",
+    405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def error_body(code: str, message: str, details: list[FieldError] | None = None) -> dict[str, Any]:
@@ -76,8 +80,34 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("invalid_request", summary, details), status_code=400)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at this request's path, sorted.
+
+    Asked of the router itself (routes may sit in included routers), one method at a time.
+    """
+    routes = request.app.router.routes
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
+
+
+def _method_not_allowed(request: Request) -> JSONResponse:
+    allow = allowed_methods(request)
+    message = f"{request.method} is not allowed here; use {', '.join(allow)}."
+    headers = {"Allow": ", ".join(allow)}
+    if request.url.path.startswith("/graphql"):
+        body = {"errors": [{"message": message, "extensions": {"code": "METHOD_NOT_ALLOWED"}}]}
+        return JSONResponse(body, status_code=405, headers=headers)
+    return JSONResponse(error_body("method_not_allowed", message), status_code=405, headers=headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        return _method_not_allowed(request)
     code = _CODES.get(
         exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error"
     )

@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from datasaas.money import MAX_AMOUNT, currency_pattern
+from datasaas.resolvers.validation import (
+    GOAL_NAME_INPUT_PATTERN,
+    HTTP_URL_PATTERN,
+    URL_MAX,
+    VISITOR_ID_MAX,
+)
+from datasaas.timerange import Granularity
+
+# Money leaves as a JSON number with its exact digits (24500.00), never as a string.
+Money = Annotated[Decimal, WithJsonSchema({"type": "number"})]
+# Amounts come in as a JSON number or a decimal string, in major units.
+AmountIn = Annotated[
+    Decimal,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": int(MAX_AMOUNT)},
+                {"type": "string", "pattern": r"^\s*\+?[0-9]+(\.[0-9]+)?\s*$"},
+            ],
+            "description": "Major units, at most the currency's decimals (USD 2, JPY 0)",
+            "examples": [99.00],
+        }
+    ),
+]
 
 
 class ErrorDetail(BaseModel):
@@ -93,8 +119,8 @@ class CompletionsResponse(BaseModel):
 class RevenueItem(BaseModel):
     """Revenue numbers in major units of the site's currency."""
 
-    total_revenue: Decimal = Field(examples=[24500.00])
-    mrr: Decimal = Field(examples=[8200.00])
+    total_revenue: Money = Field(examples=[24500.00])
+    mrr: Money = Field(examples=[8200.00])
     conversion_rate: float
 
 
@@ -115,14 +141,14 @@ class RevenuePointItem(BaseModel):
     """One bucket."""
 
     period: str
-    new_revenue: Decimal
-    refund_revenue: Decimal
+    new_revenue: Money
+    refund_revenue: Money
 
 
 class TimeseriesMeta(RevenueMeta):
     """Meta of the revenue series."""
 
-    granularity: Literal["hour", "day", "week", "month"]
+    granularity: Granularity
 
 
 class TimeseriesResponse(BaseModel):
@@ -171,9 +197,13 @@ class GoalCreateBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(examples=["signup"])
-    visitor_id: str = Field(min_length=1, max_length=128, examples=["v_8f3a2b1c"])
-    url: str | None = Field(default=None, max_length=2048)
+    name: str = Field(
+        pattern=GOAL_NAME_INPUT_PATTERN,
+        description="Trimmed, lowercased, spaces to '_'; then 1-64 of a-z 0-9 _ : -",
+        examples=["signup"],
+    )
+    visitor_id: str = Field(min_length=1, max_length=VISITOR_ID_MAX, examples=["v_8f3a2b1c"])
+    url: str | None = Field(default=None, max_length=URL_MAX, pattern=HTTP_URL_PATTERN)
     metadata: dict[str, str | float | bool | None] | None = Field(
         default=None, examples=[{"plan": "pro"}]
     )
@@ -183,11 +213,27 @@ class GoalCreateBody(BaseModel):
 class PaymentCreateBody(BaseModel):
     """Body of POST /api/v1/payments (documentation; parsing is exact and strict)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # original_transaction_id belongs to refunds only.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {
+                "not": {
+                    "required": ["payment_type"],
+                    "properties": {"payment_type": {"const": "refund"}},
+                }
+            },
+            "then": {"properties": {"original_transaction_id": {"type": "null"}}},
+        },
+    )
 
-    visitor_id: str = Field(min_length=1, max_length=128)
-    amount: Decimal = Field(ge=0, le=1_000_000_000, examples=[99.00])
-    currency: str = Field(examples=["USD"])
+    visitor_id: str = Field(min_length=1, max_length=VISITOR_ID_MAX)
+    amount: AmountIn
+    currency: str = Field(
+        json_schema_extra={"pattern": currency_pattern()},
+        description="ISO 4217 code, any case",
+        examples=["USD"],
+    )
     transaction_id: str = Field(min_length=1, max_length=255)
     payment_type: Literal["one_time", "recurring", "refund"] = "one_time"
     product_name: str | None = Field(default=None, max_length=255)
@@ -324,6 +370,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorEnvelope, "description": "Missing, malformed, unknown or revoked API key"},
     403: {"model": ErrorEnvelope, "description": "Key of another site, or read key on a write"},
     429: {"model": ErrorEnvelope, "description": "Rate limited"},
+    503: {"model": ErrorEnvelope, "description": "Database unreachable; retry later"},
 }
 WRITE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
 
 import simplejson
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 
 from datasaas import filters
 from datasaas.deps import DatabaseDep, PrincipalDep
@@ -22,30 +24,81 @@ from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
 from datasaas.resolvers.goals import GoalIn, Period
 from datasaas.resolvers.payments import PaymentIn
-from datasaas.resolvers.sites import Principal, require_site
+from datasaas.resolvers.sites import SITE_ID_RE, Principal, require_site
+from datasaas.resolvers.validation import GOAL_NAME_INPUT_PATTERN, MAX_LIMIT, MAX_OFFSET
 from datasaas.rest_compat import models
 from datasaas.rest_compat.body import read_json_object
 from datasaas.rest_compat.responses import DecimalJSONResponse
 from datasaas.storage import idempotency
 from datasaas.storage.engine import Database
 from datasaas.storage.payments import LedgerRow
-from datasaas.timerange import TimeRange
+from datasaas.timerange import Granularity, TimeRange, zone_names
 
-router = APIRouter(prefix="/api/v1", responses=models.ERROR_RESPONSES)
 
-SiteId = Annotated[str, Query(description="Your website ID", examples=["ds_abc123"])]
-Start = Annotated[
-    str | None, Query(description="YYYY-MM-DD or ISO 8601 datetime. Default: end - 30 days")
+class OptionalEmptyRoute(APIRoute):
+    """A route where an empty query value (``end=``) counts as absent, as form-built URLs send."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The handler, run on the query string without its empty values."""
+        handler = super().get_route_handler()
+
+        async def without_empty_values(request: Request) -> Response:
+            query: bytes = request.scope.get("query_string", b"")
+            if query:
+                pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+                kept = [(name, value) for name, value in pairs if value != ""]
+                if len(kept) != len(pairs):
+                    request.scope["query_string"] = urlencode(kept).encode("latin-1")
+                    request = Request(request.scope, request.receive)
+            return await handler(request)
+
+        return without_empty_values
+
+
+router = APIRouter(
+    prefix="/api/v1", responses=models.ERROR_RESPONSES, route_class=OptionalEmptyRoute
+)
+
+SiteId = Annotated[
+    str,
+    Query(
+        description="Your website ID",
+        examples=["ds_abc123"],
+        json_schema_extra={"pattern": SITE_ID_RE.pattern},
+    ),
 ]
-End = Annotated[str | None, Query(description="YYYY-MM-DD or ISO 8601 datetime. Default: now")]
-Timezone = Annotated[str | None, Query(description="IANA timezone. Default: UTC")]
+# A date or an RFC 3339 date-time (ISO 8601 without an offset is accepted too, as local time).
+_INSTANT = {
+    "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+}
+Start = Annotated[
+    str | None,
+    Query(
+        description="YYYY-MM-DD or ISO 8601 datetime, not after end. Default: end - 30 days",
+        json_schema_extra=_INSTANT,
+    ),
+]
+End = Annotated[
+    str | None,
+    Query(description="YYYY-MM-DD or ISO 8601 datetime. Default: now", json_schema_extra=_INSTANT),
+]
+Timezone = Annotated[
+    str | None,
+    Query(description="IANA timezone. Default: UTC", json_schema_extra={"enum": zone_names()}),
+]
 # Bounds are checked by the resolvers, so REST and GraphQL refuse them with the same message;
 # the schema still documents them.
 Limit = Annotated[
     int,
-    Query(description="Results limit, 1-1000", json_schema_extra={"minimum": 1, "maximum": 1000}),
+    Query(
+        description=f"Results limit, 1-{MAX_LIMIT}",
+        json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
+    ),
 ]
-Offset = Annotated[int, Query(description="Results to skip", json_schema_extra={"minimum": 0})]
+Offset = Annotated[
+    int,
+    Query(description="Results to skip", json_schema_extra={"minimum": 0, "maximum": MAX_OFFSET}),
+]
 DimensionParam = Annotated[
     str | None,
     Query(
@@ -61,6 +114,7 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         max_length=255,
         description="Replays the original response for the same key and body (kept 24 h)",
+        json_schema_extra={"pattern": r"\S"},  # not blank
     ),
 ]
 
@@ -170,6 +224,12 @@ async def list_goals(
     # ``path`` so that an encoded slash still reaches the goal-name check (400, not 404).
     "/goals/{name:path}/completions",
     response_model=models.CompletionsResponse,
+    responses={
+        404: {
+            "model": models.ErrorEnvelope,
+            "description": "No such route: the name holds a line break, which a path cannot carry",
+        }
+    },
     summary="Individual completions of a goal",
     description=FILTERS_DOC,
     tags=["goals"],
@@ -178,7 +238,13 @@ async def list_completions(
     request: Request,
     principal: PrincipalDep,
     database: DatabaseDep,
-    name: Annotated[str, Path(description="Goal name, e.g. signup")],
+    name: Annotated[
+        str,
+        Path(
+            description="Goal name, e.g. signup",
+            json_schema_extra={"pattern": GOAL_NAME_INPUT_PATTERN},
+        ),
+    ],
     site_id: SiteId,
     start: Start = None,
     end: End = None,
@@ -276,7 +342,11 @@ async def revenue_timeseries(
     end: End = None,
     timezone: Timezone = None,
     granularity: Annotated[
-        str | None, Query(description="One of hour, day, week, month. Default: day")
+        str | None,
+        Query(
+            description="Bucket size (case-insensitive). Default: day",
+            json_schema_extra={"enum": [g.value for g in Granularity]},
+        ),
     ] = None,
 ) -> Response:
     """New revenue and refunds per local-time bucket, zero-filled."""

@@ -23,9 +23,6 @@ in ``schema.graphql``); GraphiQL's page loads without one and completes once the
 
 from __future__ import annotations
 
-import json
-from functools import cached_property
-
 from cross_web import HTTPException, StarletteRequestAdapter
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -35,6 +32,7 @@ from strawberry.types.unset import UNSET
 
 from datasaas.config import Settings
 from datasaas.errors import ServiceUnavailable
+from datasaas.explorers import graphiql_response
 from datasaas.money import load_json_exact
 from datasaas.schema.build import build_schema
 from datasaas.schema.context import Context, get_context
@@ -118,9 +116,16 @@ class GatewayGraphQLRouter(GraphQLRouter[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
         """Parse JSON with exact decimals; duplicate keys and NaN are refused."""
         try:
-            return load_json_exact(data)
+            body = load_json_exact(data)
         except ValueError as exc:
             raise HTTPException(400, f"Unable to parse request body as JSON: {exc}") from None
+        for operation in body if isinstance(body, list) else [body]:
+            if not isinstance(operation, dict):
+                raise HTTPException(400, "Each operation must be a JSON object.")
+            # An empty operationName is what form-built clients send for "none".
+            if operation.get("operationName") == "":
+                operation["operationName"] = None
+        return body
 
     def create_response(
         self,
@@ -153,37 +158,10 @@ class GatewayGraphQLRouter(GraphQLRouter[Context, None]):
             )
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        """GraphiQL, opened on an example query for the demo site and a header template."""
-        return HTMLResponse(self._ide_html)
-
-    @cached_property
-    def _ide_html(self) -> str:
-        html = self.graphql_ide_html
-        html = _replace_once(
-            html, "parameters.q || EXAMPLE_QUERY", "parameters.q || DATASAAS_QUERY"
+        """GraphiQL from the app's own assets, opened on an example query and a header template."""
+        return graphiql_response(
+            endpoint=request.url.path, query=EXAMPLE_QUERY, headers=DEFAULT_HEADERS
         )
-        # Only the initial headers: a key the user saved in the editor is kept across visits.
-        html = _replace_once(
-            html,
-            "isHeadersEditorEnabled: true,",
-            "isHeadersEditorEnabled: true,\n          defaultHeaders: DATASAAS_HEADERS,",
-        )
-        defaults = (
-            f"const DATASAAS_QUERY = {_js_string(EXAMPLE_QUERY)};\n"
-            f"      const DATASAAS_HEADERS = {_js_string(DEFAULT_HEADERS)};\n"
-            "      const EXAMPLE_QUERY"
-        )
-        return _replace_once(html, "const EXAMPLE_QUERY", defaults)
-
-
-def _replace_once(html: str, old: str, new: str) -> str:
-    if html.count(old) != 1:
-        raise RuntimeError(f"Strawberry's GraphiQL page changed: {old!r} not found once")
-    return html.replace(old, new)
-
-
-def _js_string(text: str) -> str:
-    return json.dumps(text).replace("</", "<\\/")
 
 
 def create_graphql_router(settings: Settings) -> APIRouter:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, false, literal, select, update
+from sqlalchemy import delete, false, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -128,3 +128,28 @@ async def unmark_active(
             return False
     await session.execute(delete(VisitorSlot).where(*this_slot))
     return True
+
+
+async def activity_span(session: AsyncSession, *, site_id: str) -> tuple[datetime, datetime] | None:
+    """The first and last instants of any pageview, completion or payment of the site."""
+    bounds = []
+    for table, at in (
+        (Pageview, col(Pageview.occurred_at)),
+        (GoalCompletion, col(GoalCompletion.completed_at)),
+        (Payment, col(Payment.paid_at)),
+    ):
+        site = col(table.site_id) == site_id
+        bounds += [
+            select(func.min(at)).where(site).scalar_subquery(),
+            select(func.max(at)).where(site).scalar_subquery(),
+        ]
+    row = (await session.execute(select(*bounds))).one()
+    lows = [_aware(at) for at in row[0::2] if at is not None]
+    highs = [_aware(at) for at in row[1::2] if at is not None]
+    return (min(lows), max(highs)) if lows and highs else None
+
+
+def _aware(at: datetime | str) -> datetime:
+    # Scalar subqueries lose the column type on SQLite: parse the stored text there.
+    instant = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)

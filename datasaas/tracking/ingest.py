@@ -35,6 +35,8 @@ __all__ = [
     "EVENT_TYPES",
     "MAX_BATCH",
     "MAX_BODY_BYTES",
+    "MAX_HOSTNAME",
+    "MAX_WEBSITE_ID",
     "TrackedEvent",
     "batch_cost",
     "parse_events",
@@ -45,9 +47,9 @@ MAX_BATCH: Final = 100
 EVENT_TYPES: Final = ("pageview", "goal", "_heartbeat", "_leave", "_outbound")
 COUNTED_TYPES: Final = frozenset({"pageview", "goal"})
 
-_MAX_WEBSITE_ID: Final = 64
+MAX_WEBSITE_ID: Final = 64
 _MAX_SESSION_ID: Final = 128
-_MAX_HOSTNAME: Final = 253
+MAX_HOSTNAME: Final = 253
 _MAX_URL: Final = 2048
 _MAX_TITLE: Final = 1024
 _MAX_UTM: Final = 255
@@ -142,7 +144,7 @@ def _parse_one(item: object) -> tuple[TrackedEvent | None, list[FieldError]]:
     if not isinstance(item, dict):
         return None, [FieldError("body", "must be an event object")]
     c = _Collector()
-    website_id = c.check(lambda: _required_id(item, "website_id", _MAX_WEBSITE_ID))
+    website_id = c.check(lambda: _required_id(item, "website_id", MAX_WEBSITE_ID))
     visitor_id = c.check(lambda: _required(item, "visitor_id", validation.visitor_id))
     session_id = c.check(lambda: _required(item, "session_id", _session_id))
     event_type = c.check(lambda: _event_type(item))
@@ -234,7 +236,7 @@ def _url(value: object) -> str | None:
 
 
 def _hostname(value: object, url: str | None) -> str:
-    host = _text(value, "hostname", _MAX_HOSTNAME, truncate=False)
+    host = _text(value, "hostname", MAX_HOSTNAME, truncate=False)
     if host is None and url is not None:
         host = urlsplit(url).hostname
     if not host or not host.strip():

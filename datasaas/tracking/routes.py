@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -30,11 +30,20 @@ from datasaas.deps import request_client_ip
 from datasaas.errors import DomainError, RateLimited
 from datasaas.ratelimit import RateLimiter
 from datasaas.resolvers import events as event_resolvers
+from datasaas.resolvers.validation import GOAL_NAME_INPUT_PATTERN, VISITOR_ID_MAX
 from datasaas.rest_compat.errors import error_response
 from datasaas.rest_compat.models import ErrorEnvelope
 from datasaas.storage.engine import Database
 from datasaas.tracking.attribution import GeoResolver, parse_user_agent
-from datasaas.tracking.ingest import MAX_BATCH, batch_cost, parse_events, read_body
+from datasaas.tracking.ingest import (
+    EVENT_TYPES,
+    MAX_BATCH,
+    MAX_HOSTNAME,
+    MAX_WEBSITE_ID,
+    batch_cost,
+    parse_events,
+    read_body,
+)
 
 router = APIRouter(tags=["tracking"])
 
@@ -61,14 +70,29 @@ class EventPayload(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    website_id: str = Field(description="The site id", examples=["ds_abc123"])
-    visitor_id: str = Field(description="Stable visitor id (the tracker keeps a UUID)")
-    session_id: str = Field(description="Session id (the tracker rotates it after 30 min idle)")
-    event_type: str = Field(
+    website_id: str = Field(
+        min_length=1, max_length=MAX_WEBSITE_ID, description="The site id", examples=["ds_abc123"]
+    )
+    visitor_id: str = Field(
+        min_length=1,
+        max_length=VISITOR_ID_MAX,
+        description="Stable visitor id (the tracker keeps a UUID)",
+    )
+    session_id: str = Field(
+        min_length=1,
+        max_length=VISITOR_ID_MAX,
+        description="Session id (the tracker rotates it after 30 min idle)",
+    )
+    event_type: Literal[EVENT_TYPES] = Field(  # type: ignore[valid-type]
         description="pageview, goal (stored); _heartbeat, _leave, _outbound (accepted only)"
     )
     url: str | None = Field(None, description="Absolute http(s) URL of the page")
-    hostname: str | None = Field(None, description="Page host; default: the host of url")
+    hostname: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_HOSTNAME,
+        description="Page host; required unless url has one",
+    )
     pathname: str | None = None
     referrer: str | None = None
     title: str | None = None
@@ -77,7 +101,9 @@ class EventPayload(BaseModel):
     utm_campaign: str | None = None
     screen_width: int | None = None
     language: str | None = None
-    goal_name: str | None = Field(None, description="Required for goal events")
+    goal_name: str | None = Field(
+        None, pattern=GOAL_NAME_INPUT_PATTERN, description="Required for goal events"
+    )
     metadata: dict[str, str | int | float | bool | None] | None = Field(
         None, description="Goal metadata: flat object, at most 20 keys"
     )

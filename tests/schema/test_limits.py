@@ -323,18 +323,8 @@ async def test_with_introspection_typos_get_suggestions(graphql: GraphQL) -> Non
     assert "Did you mean 'name'?" in answer.errors[0]["message"]
 
 
-# ------------------------------------------------------------------------ GraphiQL
-
-
-async def test_graphiql_is_served_to_browsers(client: httpx.AsyncClient) -> None:
-    page = await client.get("/graphql", headers={"accept": "text/html"})
-    assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
-    assert "graphiql" in page.text.lower()
-    assert "isHeadersEditorEnabled: true" in page.text
-    assert "defaultHeaders: DATASAAS_HEADERS" in page.text
-    assert 'revenueTimeseries(siteId: \\"ds_demo\\"' in page.text
-    assert "Bearer ds_live_..." in page.text
+# ------------------------------------------------------------------------ GET
+# (GraphiQL itself: tests/test_explorers.py)
 
 
 async def test_queries_work_over_get(client: httpx.AsyncClient, key: IssuedKey) -> None:

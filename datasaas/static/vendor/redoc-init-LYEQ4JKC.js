@@ -1,0 +1,1 @@
+(()=>{function n(o){let e=document.getElementById(o);return e?JSON.parse(e.textContent):{}}var t=n("redoc-config");window.Redoc.init(t.url||"/openapi.json",{disableSearch:!0,hideDownloadButton:!1},document.getElementById("redoc"));})();
