@@ -254,16 +254,16 @@ class PaymentItem(BaseModel):
 
     transaction_id: str
     visitor_id: str
-    amount: Decimal = Field(examples=[99.00])
+    amount: Money = Field(examples=[99.00])
     currency: str
-    reporting_amount: Decimal
+    reporting_amount: Money
     reporting_currency: str
     fx_rate: str = Field(examples=["1"], description="Exact ECB reference rate used")
     payment_type: Literal["one_time", "recurring", "refund"]
     product_name: str | None
     paid_at: str = Field(examples=["2026-03-25T14:05:00Z"])
     original_transaction_id: str | None
-    refunded_amount: Decimal = Field(description="Refunds naming it, in its own currency")
+    refunded_amount: Money = Field(description="Refunds naming it, in its own currency")
     billing_interval: Literal["day", "week", "month", "year"] | None
     billing_interval_count: int | None
     provider: Literal["api", "stripe", "lemonsqueezy", "polar"]
@@ -319,11 +319,11 @@ class RevenueBreakdownItem(BaseModel):
     value: str | None
     visitors: int
     paying_visitors: int
-    new_revenue: Decimal
-    refund_revenue: Decimal
-    total_revenue: Decimal
+    new_revenue: Money
+    refund_revenue: Money
+    total_revenue: Money
     conversion_rate: float
-    revenue_per_visitor: Decimal
+    revenue_per_visitor: Money
 
 
 class BreakdownMeta(RangeMeta):

@@ -36,7 +36,10 @@ from datasaas.timerange import Granularity, TimeRange, zone_names
 
 
 class OptionalEmptyRoute(APIRoute):
-    """A route where an empty query value (``end=``) counts as absent, as form-built URLs send."""
+    """A route where an empty query value (``end=``) counts as absent, as form-built URLs send.
+
+    Filters keep theirs: in ``source[is]=`` the empty value means "no value" (CONTRACT §11).
+    """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """The handler, run on the query string without its empty values."""
@@ -46,7 +49,7 @@ class OptionalEmptyRoute(APIRoute):
             query: bytes = request.scope.get("query_string", b"")
             if query:
                 pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-                kept = [(name, value) for name, value in pairs if value != ""]
+                kept = [(name, value) for name, value in pairs if value != "" or "[" in name]
                 if len(kept) != len(pairs):
                     request.scope["query_string"] = urlencode(kept).encode("latin-1")
                     request = Request(request.scope, request.receive)

@@ -32,7 +32,8 @@ OPENAPI_TYPESCRIPT = (
     [
         ("OPTIONS", "/api/v1/goals", "GET, POST"),
         ("DELETE", "/api/v1/goals", "GET, POST"),
-        ("PUT", "/api/v1/payments", "POST"),
+        ("PUT", "/api/v1/payments", "GET, POST"),
+        ("PUT", "/api/v1/payments/txn_1", "DELETE"),
         ("POST", "/api/v1/revenue", "GET"),
         ("PUT", "/graphql", "GET, POST"),
         ("DELETE", "/healthz", "GET"),
