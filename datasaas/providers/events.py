@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -100,7 +101,10 @@ def from_unix(value: Any, what: str) -> datetime:
     """A Unix timestamp (seconds) as an aware UTC datetime."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PayloadError(f"{what} must be a Unix timestamp")
-    return datetime.fromtimestamp(value, UTC)
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):  # NaN, infinities, far beyond year 9999
+        raise PayloadError(f"{what} is not a usable Unix timestamp") from None
 
 
 def from_iso(value: Any, what: str) -> datetime:
@@ -109,6 +113,22 @@ def from_iso(value: Any, what: str) -> datetime:
         raise PayloadError(f"{what} must be an ISO 8601 instant")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (OverflowError, ValueError):  # unparsable, or out of range once in UTC
         raise PayloadError(f"{what} must be an ISO 8601 instant") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_json(body: bytes) -> Any:
+    """The verified body as JSON; PayloadError when it is not JSON."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise PayloadError("the body is not JSON") from None
+
+
+def identifier(value: Any, what: str, *, max_length: int = 255) -> str:
+    """A printable id of at most ``max_length`` characters; PayloadError otherwise."""
+    found = text(value)
+    if found is None or len(found) > max_length or not found.isprintable():
+        raise PayloadError(f"{what} must be 1-{max_length} printable characters")
+    return found

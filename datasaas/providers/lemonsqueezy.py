@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +16,9 @@ from datasaas.providers.events import (
     SignatureError,
     dig,
     from_iso,
+    identifier,
     minor,
+    parse_json,
     text,
 )
 
@@ -30,10 +31,7 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str) -> Any:
     given = headers.get("x-signature", "").strip().lower()
     if not given or not hmac.compare_digest(expected, given):
         raise SignatureError("LemonSqueezy signature verification failed.")
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise PayloadError("the body is not JSON") from None
+    return parse_json(body)
 
 
 def read(payload: Any, headers: Mapping[str, str], body: bytes) -> ProviderEvent:
@@ -42,9 +40,7 @@ def read(payload: Any, headers: Mapping[str, str], body: bytes) -> ProviderEvent
     LemonSqueezy sends no event id, so a redelivery is recognised by the SHA-256 of its body
     (a redelivery is byte-identical; a new refund changes ``refunded_amount``).
     """
-    kind = text(dig(payload, "meta", "event_name"))
-    if kind is None:
-        raise PayloadError("a LemonSqueezy event has meta.event_name")
+    kind = identifier(dig(payload, "meta", "event_name"), "meta.event_name", max_length=128)
     event_id = "sha256:" + hashlib.sha256(body).hexdigest()
     data_id = text(dig(payload, "data", "id"))
     attributes = dig(payload, "data", "attributes") or {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +18,9 @@ from datasaas.providers.events import (
     SignatureError,
     dig,
     from_unix,
+    identifier,
     minor,
+    parse_json,
     text,
 )
 
@@ -37,6 +38,8 @@ def _timestamp(header: str) -> int | None:
 def verify(body: bytes, headers: Mapping[str, str], secret: str) -> Any:
     """The parsed event, once ``Stripe-Signature`` matches; SignatureError otherwise."""
     header = headers.get("stripe-signature", "")
+    if not header:
+        raise SignatureError("Missing Stripe-Signature header.")
     try:
         payload = body.decode("utf-8")
         WebhookSignature.verify_header(payload, header, secret, tolerance=TOLERANCE_SECONDS)
@@ -46,7 +49,7 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str) -> Any:
     stamp = _timestamp(header)
     if stamp is None or stamp > time.time() + TOLERANCE_SECONDS:
         raise SignatureError("Stripe signature timestamp is more than 300 s from now.")
-    return json.loads(payload)
+    return parse_json(body)
 
 
 def _visitor(*metadata_holders: Any) -> str | None:
@@ -61,7 +64,11 @@ def _recurring(line: Any) -> tuple[str, int] | None:
         interval = text(dig(recurring, "interval"))
         if interval:
             count = dig(recurring, "interval_count")
-            return interval, count if isinstance(count, int) and count > 0 else 1
+            if count is None:
+                return interval, 1
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise PayloadError("price.recurring.interval_count must be a positive integer")
+            return interval, count
     return None
 
 
@@ -144,9 +151,8 @@ def _charge_refunded(event_id: str, kind: str, charge: Any, created: Any) -> Pro
 def read(payload: Any, headers: Mapping[str, str], body: bytes) -> ProviderEvent:
     """Map ``checkout.session.completed``, ``invoice.paid`` and ``charge.refunded``; others
     are acknowledged and ignored."""
-    event_id, kind = text(dig(payload, "id")), text(dig(payload, "type"))
-    if event_id is None or kind is None:
-        raise PayloadError("a Stripe event has an id and a type")
+    event_id = identifier(dig(payload, "id"), "the event id")
+    kind = identifier(dig(payload, "type"), "the event type", max_length=128)
     obj = dig(payload, "data", "object")
     created = dig(payload, "created")
     if kind == "checkout.session.completed":

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from datasaas.errors import InvalidInput, NotFound
+from datasaas.errors import Conflict, InvalidInput, NotFound
 from datasaas.money import to_major
 from datasaas.providers import lemonsqueezy, polar, stripe
 from datasaas.providers.events import (
@@ -26,6 +26,7 @@ from datasaas.providers.events import (
     ProviderEvent,
     SignatureError,
 )
+from datasaas.resolvers import validation
 from datasaas.resolvers.payments import PaymentIn, PaymentResult, record_payment
 from datasaas.resolvers.sites import require_site
 from datasaas.storage import payments as payment_store
@@ -93,8 +94,16 @@ async def _visitor(
     session: AsyncSession, site: Site, provider: str, event: ProviderEvent, now: datetime
 ) -> str | None:
     """The visitor an event is about: its metadata, else its customer's link, else
-    ``PROVIDER:CUSTOMER_ID``; a customer seen with metadata is linked to that visitor."""
+    ``PROVIDER:CUSTOMER_ID``; a customer seen with metadata is linked to that visitor.
+
+    Both ids are validated before anything is written (InvalidInput: 400, nothing stored).
+    """
+    if event.visitor_id is not None:
+        validation.visitor_id(event.visitor_id, field="metadata.datasaas_visitor_id")
     if event.customer_id is not None:
+        validation.visitor_id(
+            f"{provider}:{event.customer_id}", field="customer"
+        )  # the fallback visitor id must itself be valid
         if event.visitor_id is not None:
             await store.link_customer(
                 session,
@@ -131,26 +140,32 @@ async def _record_refund(
     site: Site,
     provider: str,
     refund: CumulativeRefund,
-    visitor: str | None,
     now: datetime,
 ) -> PaymentResult | None:
-    """One refund for the part of the provider's running total not recorded yet."""
+    """One refund for the part of the provider's running total not recorded yet.
+
+    The refunded payment's row is locked first, so concurrent refund events of one charge are
+    counted one after the other. A refund whose payment is not recorded yet (events delivered
+    out of order) is a Conflict: the provider delivers it again later, when it can name it.
+    """
+    original = None
+    for candidate in refund.originals:
+        original = await payment_store.get_payment(
+            session, site_id=site.id, transaction_id=candidate, for_update=True
+        )
+        if original is not None:
+            break
+    if original is None:
+        raise Conflict(
+            f"The payment refunded by '{refund.key}' is not recorded yet; "
+            "deliver the refund again after the payment."
+        )
     prefix = f"{refund.key}:refund:"
     recorded = await store.refunds_recorded(session, site_id=site.id, transaction_prefix=prefix)
     new = refund.total_refunded_minor - recorded
     if new <= 0:
         return None
-    original = None
-    for candidate in refund.originals:
-        original = await payment_store.get_payment(
-            session, site_id=site.id, transaction_id=candidate
-        )
-        if original is not None:
-            break
-    if original is not None:
-        visitor = await visitor_store.get_visitor_by_key(session, original.visitor_id)
-    if visitor is None:
-        raise InvalidInput("The refunded payment is unknown and the event names no customer.")
+    visitor = await visitor_store.get_visitor_by_key(session, original.visitor_id)
     currency = refund.currency.upper()
     payment = PaymentIn(
         visitor_id=visitor,
@@ -159,7 +174,7 @@ async def _record_refund(
         transaction_id=f"{prefix}{refund.total_refunded_minor}",
         payment_type="refund",
         paid_at=min(refund.refunded_at, now).isoformat(),
-        original_transaction_id=original.transaction_id if original is not None else None,
+        original_transaction_id=original.transaction_id,
     )
     return await record_payment(session, site=site, payment=payment, provider=provider, now=now)
 
@@ -233,7 +248,7 @@ async def apply_webhook(
         if result.created:
             created.append(result.payment.transaction_id)
     if event.refund is not None:
-        refunded = await _record_refund(session, site, provider, event.refund, visitor, now)
+        refunded = await _record_refund(session, site, provider, event.refund, now)
         if refunded is not None and refunded.created:
             created.append(refunded.payment.transaction_id)
     return WebhookOutcome("recorded" if created else "ignored", created)

@@ -163,3 +163,27 @@ async def test_polar_bad_signature_and_raw_secret(client: AsyncClient, database:
     signed = polar_headers(body, secret="raw-polar-secret")
     assert (await client.post(url, content=body, headers=signed)).status_code == 200
     assert "polar_order:o9" in await payments(database)
+
+
+@pytest.mark.usefixtures("connected")
+async def test_signed_but_malformed_bodies_are_400(client: AsyncClient, database: Database) -> None:
+    before = await row_counts(database)
+    body = b"{not json"
+    polar = await client.post(
+        "/api/webhooks/polar/ds_test", content=body, headers=polar_headers(body)
+    )
+    assert polar.status_code == 400
+    assert "signature" not in polar.json()["error"]["message"]
+    far = lemon_event(
+        "order_created",
+        "orders",
+        "2",
+        {**order_attributes(total=100), "created_at": "9999-12-31T23:59:59-05:00"},
+        "v",
+    )
+    body = body_of(far)
+    lemon = await client.post(
+        "/api/webhooks/lemonsqueezy/ds_test", content=body, headers=lemon_headers(body)
+    )
+    assert lemon.status_code == 400
+    assert await row_counts(database) == before

@@ -246,3 +246,92 @@ async def test_bodies_over_one_mib_are_refused(client: httpx.AsyncClient) -> Non
     response = await client.post(URL, content=body, headers=stripe_headers(body))
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.usefixtures("stripe_site")
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        body_of(
+            stripe_event(
+                "checkout.session.completed", checkout_session(mode="payment", visitor="v")
+            )
+            | {"created": 1e20}
+        ),
+        body_of(stripe_event("charge.refunded", charge(refunded=1)) | {"created": "soon"}),
+        body_of(
+            stripe_event(
+                "checkout.session.completed", checkout_session(mode="payment", visitor="v" * 500)
+            )
+        ),
+        body_of(
+            stripe_event(
+                "checkout.session.completed",
+                checkout_session(mode="subscription", visitor="v\x00", customer="cus_1"),
+            )
+        ),
+        body_of(
+            stripe_event(
+                "checkout.session.completed",
+                checkout_session(mode="subscription", visitor="v", customer="c" * 1000),
+            )
+        ),
+        body_of(stripe_event("invoice.paid", {"amount_paid": -5, "id": "in_neg"})),
+        body_of({"id": "evt_\x00", "type": "invoice.paid"}),
+    ],
+    ids=[
+        "not json",
+        "huge created",
+        "text created",
+        "long visitor",
+        "nul visitor",
+        "long customer",
+        "negative amount",
+        "nul event id",
+    ],
+)
+async def test_signed_but_unusable_events_are_400_and_write_nothing(
+    client: httpx.AsyncClient, database: Database, body: bytes
+) -> None:
+    before = await row_counts(database)
+    response = await client.post(URL, content=body, headers=stripe_headers(body))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert await row_counts(database) == before
+    async with database.read() as session:
+        assert (await session.execute(select(ProviderCustomer))).first() is None
+
+
+@pytest.mark.usefixtures("stripe_site")
+async def test_a_refund_before_its_payment_is_refused_until_the_payment_is_recorded(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    refund = stripe_event("charge.refunded", charge(refunded=3000, invoice_id="in_o1"))
+    early = await post(client, refund)
+    assert early.status_code == 409  # the provider retries it
+    assert await payments(database) == {}
+    paid = invoice(invoice_id="in_o1", amount=3000, visitor="v_o")
+    assert (await post(client, stripe_event("invoice.paid", paid))).status_code == 200
+    assert (await post(client, refund)).status_code == 200  # the retry, now it can name it
+    stored = await payments(database)
+    assert stored["ch_123:refund:3000"]["original"] == "in_o1"
+    assert {v["visitor"] for v in stored.values()} == {"v_o"}
+    assert (await revenue(client, database))["mrr"] == 0.0
+
+
+@pytest.mark.usefixtures("stripe_site")
+async def test_concurrent_cumulative_refunds_of_one_charge_add_up_to_the_last_total(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    paid = checkout_session(mode="payment", visitor="v_buyer", amount=1000)
+    await post(client, stripe_event("checkout.session.completed", paid))
+    for _ in range(3):
+        events = [
+            stripe_event("charge.refunded", charge(refunded=total, amount=1000))
+            for total in (300, 600)
+        ]
+        answers = await asyncio.gather(*(post(client, event) for event in events))
+        assert [a.status_code for a in answers] == [200, 200]
+    refunds = [v["amount"] for v in (await payments(database)).values() if v["type"] == "refund"]
+    assert sum(refunds) == 600
