@@ -27,6 +27,7 @@ def _error(description: str) -> dict[str, Any]:
             "Bad or missing signature, a timestamp over 300 s from now, or an unusable event"
         ),
         404: _error("Unknown site or provider, or the provider is not configured for the site"),
+        409: _error("A refund whose payment is not recorded yet (retried later), or a conflict"),
         413: _error("The body is over 1 MiB"),
         503: _error("The database is unavailable; the provider will retry"),
     },

@@ -19,17 +19,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from datasaas.middleware import CONTENT_SECURITY_POLICY
 from datasaas.storage.engine import Database
 from tests.conftest import free_port, wait_for_server
 from tests.e2e.test_tracker_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import bearer, make_key, make_site
 
 SITE_ID = "ds_demo"
-CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
-    "base-uri 'none'; form-action 'self'"
-)
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
@@ -103,9 +99,10 @@ def browser_page(server: Server) -> Iterator[tuple[Any, list[str], list[str]]]:
             refused.append(request.url)
             route.abort()
         elif request.resource_type == "document":
+            # The server sends the production policy itself (datasaas.middleware).
             response = route.fetch()
-            headers = {**response.headers, "content-security-policy": CSP}
-            route.fulfill(response=response, headers=headers)
+            assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+            route.fulfill(response=response)
         else:
             route.continue_()
 
