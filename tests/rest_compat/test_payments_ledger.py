@@ -9,9 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
 
 from datasaas.resolvers.sites import Scope
 from datasaas.storage.engine import Database
+from datasaas.storage.models import ActivityBitmap
 from tests.factories import bearer, make_key, make_pageview, make_site, row_counts
 
 LEDGER_FIELDS = [
@@ -252,7 +255,7 @@ async def test_graphql_delete_payment_user_errors(
 
 
 async def test_deleting_a_backdated_only_activity_lowers_cached_visitors(
-    database: Database, client: httpx.AsyncClient, headers: dict[str, str]
+    database: Database, client: httpx.AsyncClient, headers: dict[str, str], app: FastAPI
 ) -> None:
     day = (datetime.now(UTC) - timedelta(days=10)).replace(hour=12, minute=0, second=0)
     await make_pageview(database, visitor_id="browser", at=day)
@@ -286,6 +289,9 @@ async def test_deleting_a_backdated_only_activity_lowers_cached_visitors(
     }
     first = await client.get(url, headers=headers)  # read twice: the days are now cached
     assert '"total_revenue":55.00' in first.text
+    await app.state.database.activity_cache.drain()  # ... and stored (in the background)
+    async with database.read() as session:
+        assert await session.scalar(select(func.count()).select_from(ActivityBitmap))
     deleted = await client.delete("/api/v1/payments/late?site_id=ds_test", headers=headers)
     assert deleted.status_code == 200
     assert (await graphql(client, headers, gql))["revenue"] == {
