@@ -4,7 +4,6 @@ line of error handling, and the security headers every response carries.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -17,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from datasaas.config import Settings
 from datasaas.deps import request_client_ip
 from datasaas.ratelimit import RateLimiter, RateLimitState
-from datasaas.resolvers.sites import Principal
+from datasaas.resolvers.sites import Principal, hash_secret
 from datasaas.rest_compat.errors import error_body, unexpected_error_response
 
 EVENTS_PATH = "/api/events"
@@ -62,7 +61,7 @@ def _bearer_digest(request: Request) -> str | None:
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         return None
-    return hashlib.sha256(secret.strip().encode()).hexdigest()
+    return hash_secret(secret.strip())
 
 
 def _refusal(request: Request, message: str, state: RateLimitState) -> JSONResponse:

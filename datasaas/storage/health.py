@@ -48,7 +48,10 @@ async def _disk(database: Database) -> None:
         return
     free = await asyncio.to_thread(shutil.disk_usage, os.path.dirname(os.path.abspath(path)))
     if free.free < MIN_FREE_BYTES:
-        raise OSError(f"{free.free // 1024} KiB free on the database's disk, under 4 MiB")
+        raise OSError(
+            f"{free.free // 1024} KiB free on the database's disk, "
+            f"under {MIN_FREE_BYTES // (1024 * 1024)} MiB"
+        )
 
 
 async def readiness(database: Database) -> dict[str, str]:
