@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -45,88 +45,91 @@ async def completions(database: Database) -> int:
         return int(await session.scalar(select(func.count()).select_from(GoalCompletion)) or 0)
 
 
-@pytest.mark.parametrize("database_url", [BACKENDS[1]], indirect=True)
-async def test_cut_database_connection_answers_503_and_recovers_without_restart(
-    database: Database, database_url: str, serve: list[Server]
-) -> None:
-    await make_site(database)
-    key = await make_key(database)
+@pytest.fixture
+def proxied(database_url: str) -> Iterator[tuple[TcpProxy, str]]:
+    """A TCP proxy in front of the test's PostgreSQL, and the database URL through it."""
     url = make_url(database_url)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     proxy.start()
     try:
-        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        server = Server(proxied, env={"DATASAAS_DB_CONNECT_TIMEOUT": "2"})
-        serve.append(server)
-        server.start()
-        acknowledged: list[str] = []
-        with httpx.Client(base_url=server.base, headers=bearer(key), timeout=30) as client:
-
-            def write(visitor: str) -> httpx.Response:
-                response = client.post(GOALS, json={"name": "signup", "visitor_id": visitor})
-                if response.status_code == 200:
-                    acknowledged.append(visitor)
-                return response
-
-            for n in range(10):
-                assert write(f"before_{n}").status_code == 200
-
-            proxy.cut()
-            for n in range(3):
-                assert_unavailable_rest(client.get(GOALS))
-                assert_unavailable_rest(write(f"during_{n}"))
-                assert_unavailable_graphql(client.post("/graphql", json=QUERY))
-            ready = client.get("/readyz")
-            assert ready.status_code == 503
-            assert ready.json()["checks"]["database"].startswith("failed")
-            assert client.get("/healthz").status_code == 200  # the process itself is fine
-
-            proxy.start()  # the same address answers again: no restart needed
-            assert client.get("/readyz").json() == {
-                "status": "ok",
-                "checks": {"database": "ok", "write": "ok"},
-            }
-            for n in range(10):
-                assert write(f"after_{n}").status_code == 200
-            assert client.get(GOALS).status_code == 200
+        yield (
+            proxy,
+            url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        )
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("database_url", [BACKENDS[1]], indirect=True)
+async def test_cut_database_connection_answers_503_and_recovers_without_restart(
+    database: Database, proxied: tuple[TcpProxy, str], serve: list[Server]
+) -> None:
+    await make_site(database)
+    key = await make_key(database)
+    proxy, proxied_url = proxied
+    server = Server(proxied_url, env={"DATASAAS_DB_CONNECT_TIMEOUT": "2"})
+    serve.append(server)
+    server.start()
+    acknowledged: list[str] = []
+    with httpx.Client(base_url=server.base, headers=bearer(key), timeout=30) as client:
+
+        def write(visitor: str) -> httpx.Response:
+            response = client.post(GOALS, json={"name": "signup", "visitor_id": visitor})
+            if response.status_code == 200:
+                acknowledged.append(visitor)
+            return response
+
+        for n in range(10):
+            assert write(f"before_{n}").status_code == 200
+
+        proxy.cut()
+        for n in range(3):
+            assert_unavailable_rest(client.get(GOALS))
+            assert_unavailable_rest(write(f"during_{n}"))
+            assert_unavailable_graphql(client.post("/graphql", json=QUERY))
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"].startswith("failed")
+        assert client.get("/healthz").status_code == 200  # the process itself is fine
+
+        proxy.start()  # the same address answers again: no restart needed
+        assert client.get("/readyz").json() == {
+            "status": "ok",
+            "checks": {"database": "ok", "write": "ok"},
+        }
+        for n in range(10):
+            assert write(f"after_{n}").status_code == 200
+        assert client.get(GOALS).status_code == 200
     assert len(acknowledged) == 20
     assert await completions(database) == len(acknowledged)
 
 
 @pytest.mark.parametrize("database_url", [BACKENDS[1]], indirect=True)
 async def test_a_silent_network_answers_503_within_the_statement_timeout(
-    database: Database, database_url: str, serve: list[Server]
+    database: Database, proxied: tuple[TcpProxy, str], serve: list[Server]
 ) -> None:
     await make_site(database)
     key = await make_key(database)
-    url = make_url(database_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    proxy.start()
-    try:
-        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        env = {"DATASAAS_DB_STATEMENT_TIMEOUT": "2", "DATASAAS_DB_CONNECT_TIMEOUT": "2"}
-        server = Server(proxied, env=env)
-        serve.append(server)
-        server.start()
-        with httpx.Client(base_url=server.base, headers=bearer(key), timeout=30) as client:
-            assert client.get(GOALS).status_code == 200  # a pooled connection now exists
-            proxy.freeze()
-            began = time.monotonic()
-            assert_unavailable_rest(client.get(GOALS))
-            assert_unavailable_graphql(client.post("/graphql", json=QUERY))
-            assert time.monotonic() - began < 20
-            proxy.thaw()
-            proxy.cut()  # the frozen connections are useless now; new ones work
-            proxy.start()
-            deadline = time.monotonic() + 20
-            while client.get("/readyz").status_code != 200:
-                assert time.monotonic() < deadline, "did not recover"
-                time.sleep(0.2)
-            assert client.get(GOALS).status_code == 200
-    finally:
-        proxy.close()
+    proxy, proxied_url = proxied
+    env = {"DATASAAS_DB_STATEMENT_TIMEOUT": "2", "DATASAAS_DB_CONNECT_TIMEOUT": "2"}
+    server = Server(proxied_url, env=env)
+    serve.append(server)
+    server.start()
+    with httpx.Client(base_url=server.base, headers=bearer(key), timeout=30) as client:
+        assert client.get(GOALS).status_code == 200  # a pooled connection now exists
+        proxy.freeze()
+        began = time.monotonic()
+        assert_unavailable_rest(client.get(GOALS))
+        assert_unavailable_graphql(client.post("/graphql", json=QUERY))
+        assert time.monotonic() - began < 20
+        proxy.thaw()
+        proxy.cut()  # the frozen connections are useless now; new ones work
+        proxy.start()
+        deadline = time.monotonic() + 20
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "did not recover"
+            time.sleep(0.2)
+        assert client.get(GOALS).status_code == 200
 
 
 @pytest.fixture
