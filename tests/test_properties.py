@@ -15,7 +15,7 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from datasaas.errors import InvalidInput
@@ -116,7 +116,18 @@ def ranges(draw: st.DrawFn) -> tuple[TimeRange, Granularity]:
     return TimeRange(start=start, end=start + length, tz=tz), granularity
 
 
+LORD_HOWE_SPRING = (  # +10:30 to +11:00 at 02:00 local: the 01:00 hour lasts 90 minutes
+    TimeRange(
+        start=datetime(2001, 10, 27, 14, 0, tzinfo=UTC),
+        end=datetime(2001, 10, 27, 18, 0, tzinfo=UTC),
+        tz=ZoneInfo("Australia/Lord_Howe"),
+    ),
+    Granularity.HOUR,
+)
+
+
 @given(ranges())
+@example(LORD_HOWE_SPRING)
 @settings(max_examples=300, deadline=None)
 def test_buckets_partition_the_range_exactly(case: tuple[TimeRange, Granularity]) -> None:
     rng, granularity = case
@@ -130,7 +141,15 @@ def test_buckets_partition_the_range_exactly(case: tuple[TimeRange, Granularity]
     for bucket in series[1:]:
         local = bucket.start.astimezone(rng.tz)
         if granularity is Granularity.HOUR:
-            assert bucket.end - bucket.start <= timedelta(hours=1)
+            # On the local hour, and an hour long, plus the part of a DST shift inside it that
+            # is not a whole hour (tests/test_timerange.py: Lord Howe's 01:00 lasts 90 minutes).
+            assert (local.minute, local.second, local.microsecond) == (0, 0, 0)
+            before_offset = local.utcoffset()
+            after_offset = (bucket.end - ONE_MICROSECOND).astimezone(rng.tz).utcoffset()
+            assert before_offset is not None
+            assert after_offset is not None
+            shift = abs(after_offset - before_offset) % timedelta(hours=1)
+            assert bucket.end - bucket.start <= timedelta(hours=1) + shift
         else:
             # Days, weeks and months start at local midnight (or the first instant of a day
             # whose midnight a DST change skipped), on Mondays / the 1st.
