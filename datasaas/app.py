@@ -11,21 +11,21 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from datasaas import __version__
+from datasaas.attribution import GeoResolver
 from datasaas.config import Settings, get_settings
-from datasaas.cors import ApiCORS
 from datasaas.errors import ServiceUnavailable
-from datasaas.explorers import STATIC_PATH, static_files
-from datasaas.explorers import router as explorers_router
-from datasaas.middleware import KnownKeys, SecurityHeaders, rate_limit
-from datasaas.openapi import install_openapi
-from datasaas.providers.routes import router as providers_router
+from datasaas.inbound.routes import router as providers_router
+from datasaas.kit.cors import ApiCORS
+from datasaas.kit.errors import error_body, install_error_handlers
+from datasaas.kit.explorers import STATIC_PATH, static_files
+from datasaas.kit.explorers import router as explorers_router
+from datasaas.kit.middleware import KnownKeys, SecurityHeaders, rate_limit
 from datasaas.ratelimit import RateLimiter
-from datasaas.rest_compat.errors import error_body, install_error_handlers
+from datasaas.rest_compat.openapi import install_openapi
 from datasaas.rest_compat.routes import router as rest_router
 from datasaas.schema.router import create_graphql_router
 from datasaas.storage.engine import Database
 from datasaas.storage.health import readiness
-from datasaas.tracking.attribution import GeoResolver
 from datasaas.tracking.routes import router as events_router
 
 logger = logging.getLogger("datasaas")
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        # The explorers are served from the app's own assets (datasaas.explorers), not a CDN.
+        # The explorers are served from the app's own assets (datasaas.kit.explorers), not a CDN.
         docs_url=None,
         redoc_url=None,
     )

@@ -42,6 +42,7 @@ from rich.progress import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from datasaas.attribution import referrer_source
 from datasaas.errors import Conflict, InvalidInput
 from datasaas.money import format_major
 from datasaas.resolvers import sites as site_resolvers
@@ -52,7 +53,6 @@ from datasaas.storage import events as event_store
 from datasaas.storage import sites as site_store
 from datasaas.storage.engine import Database
 from datasaas.storage.models import Site
-from datasaas.tracking.attribution import referrer_source
 
 __all__ = [
     "DEFAULT_DAYS",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from datasaas.tracking.attribution import (
+from datasaas.attribution import (
     Device,
     GeoResolver,
     client_ip,

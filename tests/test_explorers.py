@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from datasaas.explorers import VENDOR_DIR, vendor_files
+from datasaas.kit.explorers import VENDOR_DIR, vendor_files
 from datasaas.schema.router import DEFAULT_HEADERS, EXAMPLE_QUERY
 
 PAGES = [("/graphql", "graphiql-config"), ("/docs", "swagger-config"), ("/redoc", "redoc-config")]

@@ -22,14 +22,14 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from datasaas.attribution import Device, host_matches, referrer_source
 from datasaas.errors import FieldError, InvalidInput, NotFound
 from datasaas.resolvers.goals import store_completion
+from datasaas.resolvers.ingest import TrackedEvent
 from datasaas.storage import events as event_store
 from datasaas.storage import sites as site_store
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.models import Site
-from datasaas.tracking.attribution import Device, host_matches, referrer_source
-from datasaas.tracking.ingest import TrackedEvent
 
 # Column sizes of the first-touch attributes on ``visitor``.
 _MAX_GEO: Final = 100

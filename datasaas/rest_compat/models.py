@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from datasaas.kit.errors import ErrorEnvelope
 from datasaas.money import MAX_AMOUNT, currency_pattern
 from datasaas.resolvers.validation import (
     GOAL_NAME_INPUT_PATTERN,
@@ -32,27 +33,6 @@ AmountIn = Annotated[
         }
     ),
 ]
-
-
-class ErrorDetail(BaseModel):
-    """One invalid field."""
-
-    field: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """The error object."""
-
-    code: str = Field(examples=["invalid_request"])
-    message: str
-    details: list[ErrorDetail] | None = None
-
-
-class ErrorEnvelope(BaseModel):
-    """Every error response."""
-
-    error: ErrorBody
 
 
 class RangeMeta(BaseModel):

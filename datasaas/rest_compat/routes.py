@@ -14,9 +14,11 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from datasaas import filters
-from datasaas.deps import DatabaseDep, PrincipalDep
 from datasaas.errors import Conflict, InvalidInput
 from datasaas.filters import Filter
+from datasaas.kit.body import read_json_object
+from datasaas.kit.deps import DatabaseDep, PrincipalDep
+from datasaas.kit.errors import ErrorEnvelope
 from datasaas.money import to_major
 from datasaas.resolvers import breakdowns as breakdown_resolvers
 from datasaas.resolvers import goals as goal_resolvers
@@ -27,7 +29,6 @@ from datasaas.resolvers.payments import PaymentIn
 from datasaas.resolvers.sites import SITE_ID_RE, Principal, require_site
 from datasaas.resolvers.validation import GOAL_NAME_INPUT_PATTERN, MAX_LIMIT, MAX_OFFSET
 from datasaas.rest_compat import models
-from datasaas.rest_compat.body import read_json_object
 from datasaas.rest_compat.responses import DecimalJSONResponse
 from datasaas.storage import idempotency
 from datasaas.storage.engine import Database
@@ -229,7 +230,7 @@ async def list_goals(
     response_model=models.CompletionsResponse,
     responses={
         404: {
-            "model": models.ErrorEnvelope,
+            "model": ErrorEnvelope,
             "description": "No such route: the name holds a line break, which a path cannot carry",
         }
     },

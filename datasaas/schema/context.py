@@ -11,9 +11,9 @@ from fastapi import Depends, Request
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from datasaas.deps import get_database, get_principal
 from datasaas.errors import DomainError, Unauthorized
 from datasaas.filters import Dimension, Filter
+from datasaas.kit.deps import get_database, get_principal
 from datasaas.resolvers.breakdowns import GoalBreakdownRow, goal_breakdowns
 from datasaas.resolvers.goals import CompletionConnection, completion_connections
 from datasaas.resolvers.sites import Principal

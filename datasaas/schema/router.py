@@ -32,7 +32,7 @@ from strawberry.types.unset import UNSET
 
 from datasaas.config import Settings
 from datasaas.errors import ServiceUnavailable
-from datasaas.explorers import graphiql_response
+from datasaas.kit.explorers import graphiql_response
 from datasaas.money import load_json_exact
 from datasaas.schema.build import build_schema
 from datasaas.schema.context import Context, get_context

@@ -25,25 +25,24 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from datasaas.attribution import GeoResolver, parse_user_agent
 from datasaas.config import Settings
-from datasaas.deps import request_client_ip
 from datasaas.errors import DomainError, RateLimited
+from datasaas.kit.body import read_json
+from datasaas.kit.deps import request_client_ip
+from datasaas.kit.errors import ErrorEnvelope, error_response
 from datasaas.ratelimit import RateLimiter
 from datasaas.resolvers import events as event_resolvers
-from datasaas.resolvers.validation import GOAL_NAME_INPUT_PATTERN, VISITOR_ID_MAX
-from datasaas.rest_compat.errors import error_response
-from datasaas.rest_compat.models import ErrorEnvelope
-from datasaas.storage.engine import Database
-from datasaas.tracking.attribution import GeoResolver, parse_user_agent
-from datasaas.tracking.ingest import (
+from datasaas.resolvers.ingest import (
     EVENT_TYPES,
     MAX_BATCH,
     MAX_HOSTNAME,
     MAX_WEBSITE_ID,
     batch_cost,
     parse_events,
-    read_body,
 )
+from datasaas.resolvers.validation import GOAL_NAME_INPUT_PATTERN, VISITOR_ID_MAX
+from datasaas.storage.engine import Database
 
 router = APIRouter(tags=["tracking"])
 
@@ -222,7 +221,7 @@ async def _ingest(request: Request) -> Response:
     # Charge one event before reading the body, so that every answer (413 and 415 included)
     # counts and carries the RateLimit headers; the rest of a batch is charged once parsed.
     await _spend(request, ip, 1)
-    body = await read_body(request)
+    body = await read_json(request, what="events")
     if (extra := batch_cost(body) - 1) > 0:
         await _spend(request, ip, extra)
     events = parse_events(body)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from datasaas.middleware import CONTENT_SECURITY_POLICY
+from datasaas.kit.middleware import CONTENT_SECURITY_POLICY
 from datasaas.storage.engine import Database
 from tests.conftest import free_port, wait_for_server
 from tests.e2e.test_tracker_browser import CHROMIUM, CHROMIUM_ARGS
@@ -99,7 +99,7 @@ def browser_page(server: Server) -> Iterator[tuple[Any, list[str], list[str]]]:
             refused.append(request.url)
             route.abort()
         elif request.resource_type == "document":
-            # The server sends the production policy itself (datasaas.middleware).
+            # The server sends the production policy itself (datasaas.kit.middleware).
             response = route.fetch()
             assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
             route.fulfill(response=response)

@@ -8,12 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
+from datasaas.attribution import parse_user_agent
 from datasaas.resolvers import events as event_resolvers
+from datasaas.resolvers.ingest import parse_events
 from datasaas.resolvers.sites import IssuedKey
 from datasaas.storage.engine import Database
 from datasaas.storage.models import Site
-from datasaas.tracking.attribution import parse_user_agent
-from datasaas.tracking.ingest import parse_events
 from tests.factories import bearer
 from tests.tracking.helpers import (
     CHROME_MAC,

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from datasaas.attribution import client_ip
 from datasaas.config import Settings
 from datasaas.ratelimit import RateLimiter
 from datasaas.resolvers.sites import Principal, authenticate
 from datasaas.storage.engine import Database
-from datasaas.tracking.attribution import client_ip
 
 # Declared for OpenAPI (the "Authorize" button in /docs); the raw header is parsed by the
 # resolvers so that REST and GraphQL share one set of messages.

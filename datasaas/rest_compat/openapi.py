@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from datasaas.rest_compat.models import ErrorEnvelope
+from datasaas.kit.errors import ErrorEnvelope
 
 GRAPHQL_PATH = "/graphql"
 UNAVAILABLE = "Database unreachable (`service_unavailable`); retry later"

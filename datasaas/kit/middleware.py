@@ -14,10 +14,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datasaas.config import Settings
-from datasaas.deps import request_client_ip
+from datasaas.kit.deps import request_client_ip
+from datasaas.kit.errors import error_body, unexpected_error_response
 from datasaas.ratelimit import RateLimiter, RateLimitState
 from datasaas.resolvers.sites import Principal, hash_secret
-from datasaas.rest_compat.errors import error_body, unexpected_error_response
 
 EVENTS_PATH = "/api/events"
 PROBES = frozenset({"/healthz", "/readyz"})

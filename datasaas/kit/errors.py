@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
@@ -33,6 +34,27 @@ _CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+
+class ErrorDetail(BaseModel):
+    """One invalid field."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The error object."""
+
+    code: str = Field(examples=["invalid_request"])
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error response."""
+
+    error: ErrorBody
 
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent.parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
 STATIC_PATH = "/static"
 OPENAPI_URL = "/openapi.json"

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from datasaas.deps import DatabaseDep
+from datasaas.kit.body import read_raw
+from datasaas.kit.deps import DatabaseDep
 from datasaas.resolvers.providers import apply_webhook, verify_webhook
-from datasaas.rest_compat.body import read_raw
 
 MAX_WEBHOOK_BYTES = 1024 * 1024
 

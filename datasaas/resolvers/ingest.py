@@ -24,23 +24,18 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import Request
-
 from datasaas.errors import FieldError, InvalidInput
 from datasaas.resolvers import validation
-from datasaas.rest_compat.body import MAX_BODY_BYTES, read_json
 
 __all__ = [
     "COUNTED_TYPES",
     "EVENT_TYPES",
     "MAX_BATCH",
-    "MAX_BODY_BYTES",
     "MAX_HOSTNAME",
     "MAX_WEBSITE_ID",
     "TrackedEvent",
     "batch_cost",
     "parse_events",
-    "read_body",
 ]
 
 MAX_BATCH: Final = 100
@@ -81,11 +76,6 @@ class TrackedEvent:
     def counted(self) -> bool:
         """Whether the event is stored (pageviews and goals) rather than only accepted."""
         return self.event_type in COUNTED_TYPES
-
-
-async def read_body(request: Request) -> Any:
-    """Return the parsed JSON body (exact decimals); 415, 413 or 400 on a bad body."""
-    return await read_json(request, what="events")
 
 
 def batch_cost(body: object) -> int:

@@ -1,0 +1,1 @@
+"""The payment providers' inbound webhook door: ``POST /api/webhooks/{provider}/{site_id}``."""
