@@ -1,1 +1,1 @@
-"""Visitor tracking: attribution helpers (User-Agent, GeoIP, referrer, client IP)."""
+"""The tracker door: ``POST /api/events`` and ``GET /js/script.js`` (public, CORS-open)."""
