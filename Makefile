@@ -26,10 +26,11 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/activate
 run: $(VENV)/.installed  ## Serve on http://127.0.0.1:8000 (migrates; creates the demo site on an empty database)
 	$(BIN)/datasaas serve --demo
 
-lint: $(VENV)/.dev-installed  ## ruff + mypy --strict
+lint: $(VENV)/.dev-installed  ## ruff + mypy --strict + the layering contracts (import-linter)
 	$(BIN)/ruff check datasaas tests
 	$(BIN)/ruff format --check datasaas tests
 	$(BIN)/mypy datasaas
+	$(BIN)/lint-imports --no-cache
 
 format: $(VENV)/.dev-installed  ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix datasaas tests
