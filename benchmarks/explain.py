@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from benchmarks.dataset import SITE_ID
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
-from datasaas.resolvers.goals import Period
 from datasaas.resolvers.sites import authenticate, require_site
 from datasaas.storage.engine import Database
+from datasaas.timerange import Period
 
 if TYPE_CHECKING:
     from benchmarks.run import Window

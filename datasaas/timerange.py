@@ -463,3 +463,16 @@ def _hour_buckets(rng: TimeRange) -> Iterator[Bucket]:
             min(following, stop),
         )
         boundary, local, offset = following, following_local, following_offset
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """The raw ``start``/``end``/``timezone`` arguments of a read."""
+
+    start: str | None = None
+    end: str | None = None
+    timezone: str | None = None
+
+    def resolve(self, now: datetime | None = None) -> TimeRange:
+        """Parse into a TimeRange (InvalidInput on bad values)."""
+        return parse_range(self.start, self.end, self.timezone, now=now)

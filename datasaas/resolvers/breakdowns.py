@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from datasaas.filters import Dimension, Filter, parse_dimension
 from datasaas.money import to_major
 from datasaas.resolvers import validation
-from datasaas.resolvers.goals import Audience, Period, audience
+from datasaas.resolvers.goals import Audience, audience
 from datasaas.storage import filters as filter_store
 from datasaas.storage import goals as goal_store
 from datasaas.storage import payments as payment_store
 from datasaas.storage.models import Site
-from datasaas.timerange import TimeRange
+from datasaas.timerange import Period, TimeRange
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from pyroaring import BitMap
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,20 +21,7 @@ from datasaas.storage import goals as goal_store
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.filters import VisitorFilter
 from datasaas.storage.goals import CompletionRow
-from datasaas.timerange import TimeRange, parse_range
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """The raw ``start``/``end``/``timezone`` arguments of a read."""
-
-    start: str | None = None
-    end: str | None = None
-    timezone: str | None = None
-
-    def resolve(self, now: datetime | None = None) -> TimeRange:
-        """Parse into a TimeRange (InvalidInput on bad values)."""
-        return parse_range(self.start, self.end, self.timezone, now=now)
+from datasaas.timerange import Period, TimeRange
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +78,10 @@ class GoalIn:
     url: object = None
     metadata: object = None
     completed_at: object = None
+
+
+GOAL_FIELDS: Final = tuple(field.name for field in fields(GoalIn))
+"""The fields of a goal completion, as every door names them (snake_case)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,13 +15,13 @@ from datasaas.errors import Conflict, FieldError, InvalidInput, NotFound
 from datasaas.filters import Filter
 from datasaas.money import convert, normalize_currency, parse_amount
 from datasaas.resolvers import validation
-from datasaas.resolvers.goals import Period, decode_cursor, keyset_cursor
+from datasaas.resolvers.goals import decode_cursor, keyset_cursor
 from datasaas.storage import filters as filter_store
 from datasaas.storage import payments as payment_store
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.models import Payment, Site
 from datasaas.storage.payments import LedgerRow
-from datasaas.timerange import TimeRange
+from datasaas.timerange import Period, TimeRange
 
 
 class PaymentType(StrEnum):
@@ -45,6 +46,10 @@ class PaymentIn:
     original_transaction_id: object = None
     billing_interval: object = None
     billing_interval_count: object = None
+
+
+PAYMENT_FIELDS: Final = tuple(field.name for field in fields(PaymentIn))
+"""The fields of a payment, as every door names them (snake_case)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,11 +15,11 @@ from datasaas import billing
 from datasaas.filters import Filter
 from datasaas.money import to_major
 from datasaas.resolvers import validation
-from datasaas.resolvers.goals import Period, audience
+from datasaas.resolvers.goals import audience
 from datasaas.storage import filters as filter_store
 from datasaas.storage import payments as payment_store
 from datasaas.storage.models import SLOT_SECONDS, Payment, Site
-from datasaas.timerange import Granularity, TimeRange, buckets
+from datasaas.timerange import Granularity, Period, TimeRange, buckets
 
 
 @dataclass(frozen=True, slots=True)

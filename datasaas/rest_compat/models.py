@@ -125,10 +125,11 @@ class RevenuePointItem(BaseModel):
     refund_revenue: Money
 
 
-class TimeseriesMeta(RevenueMeta):
+class TimeseriesMeta(RangeMeta):
     """Meta of the revenue series."""
 
     granularity: Granularity
+    currency: str
 
 
 class TimeseriesResponse(BaseModel):

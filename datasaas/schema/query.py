@@ -10,7 +10,6 @@ from datasaas.resolvers import breakdowns as breakdown_resolvers
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
-from datasaas.resolvers.goals import Period
 from datasaas.resolvers.payments import PaymentType
 from datasaas.resolvers.sites import require_site
 from datasaas.schema.context import Context
@@ -25,7 +24,7 @@ from datasaas.schema.types import (
     given,
     to_filters,
 )
-from datasaas.timerange import Granularity
+from datasaas.timerange import Granularity, Period
 
 
 def _period(start: str | None, end: str | None, timezone: str | None) -> Period:
