@@ -19,13 +19,14 @@ from datasaas.kit.cors import ApiCORS
 from datasaas.kit.errors import error_body, install_error_handlers
 from datasaas.kit.explorers import STATIC_PATH, static_files
 from datasaas.kit.explorers import router as explorers_router
-from datasaas.kit.middleware import KnownKeys, SecurityHeaders, rate_limit
-from datasaas.ratelimit import RateLimiter
+from datasaas.kit.middleware import RateLimits, SecurityHeaders
+from datasaas.ratelimit import RateLimiter, RateLimitPolicy
 from datasaas.rest_compat.openapi import install_openapi
 from datasaas.rest_compat.routes import router as rest_router
 from datasaas.schema.router import create_graphql_router
 from datasaas.storage.engine import Database
 from datasaas.storage.health import readiness
+from datasaas.tracking.routes import EVENTS_PATH
 from datasaas.tracking.routes import router as events_router
 
 logger = logging.getLogger("datasaas")
@@ -75,11 +76,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.rate_limiter = RateLimiter(settings.redis_url)
-    app.state.known_keys = KnownKeys()
+    policy = RateLimitPolicy(
+        RateLimiter(settings.redis_url),
+        requests_per_minute=settings.rate_limit_per_minute,
+        auth_failures_per_minute=settings.auth_failures_per_minute,
+        events_per_minute=settings.events_rate_limit_per_minute,
+    )
+    app.state.rate_limit_policy = policy
     install_error_handlers(app)
     install_openapi(app)
-    app.middleware("http")(rate_limit)
+    # Tracker events pay per event inside their route (a batch costs its size).
+    app.middleware("http")(RateLimits(policy, self_limited=[("POST", EVENTS_PATH)]))
     app.add_middleware(SecurityHeaders)
     if settings.cors_origin_list:  # outside the rate limit, so that a 429 is readable too
         app.add_middleware(ApiCORS, origins=settings.cors_origin_list)

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from datasaas.attribution import client_ip
+from datasaas.attribution import GeoResolver, client_ip
 from datasaas.config import Settings
-from datasaas.ratelimit import RateLimiter
+from datasaas.ratelimit import RateLimitPolicy
 from datasaas.resolvers.sites import Principal, authenticate
 from datasaas.storage.engine import Database
 
@@ -37,10 +37,16 @@ def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
-    """Return the app's rate limiter."""
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
+def get_rate_limit_policy(request: Request) -> RateLimitPolicy:
+    """Return the app's rate-limit policy."""
+    policy: RateLimitPolicy = request.app.state.rate_limit_policy
+    return policy
+
+
+def get_geo(request: Request) -> GeoResolver:
+    """Return the app's GeoIP reader."""
+    geo: GeoResolver = request.app.state.geo
+    return geo
 
 
 async def get_principal(
@@ -61,3 +67,6 @@ async def get_principal(
 DatabaseDep = Annotated[Database, Depends(get_database)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+RateLimitPolicyDep = Annotated[RateLimitPolicy, Depends(get_rate_limit_policy)]
+GeoDep = Annotated[GeoResolver, Depends(get_geo)]
+ClientIpDep = Annotated[str | None, Depends(request_client_ip)]

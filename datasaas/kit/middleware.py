@@ -4,24 +4,19 @@ line of error handling, and the security headers every response carries.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from datasaas.config import Settings
 from datasaas.kit.deps import request_client_ip
 from datasaas.kit.errors import error_body, unexpected_error_response
-from datasaas.ratelimit import RateLimiter, RateLimitState
+from datasaas.ratelimit import RateLimitPolicy, RateLimitState
 from datasaas.resolvers.sites import Principal, hash_secret
 
-EVENTS_PATH = "/api/events"
 PROBES = frozenset({"/healthz", "/readyz"})
-AUTH_FAILURE_NAMESPACE = "auth_failure"
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -31,30 +26,6 @@ CONTENT_SECURITY_POLICY = (
 """For the app's own HTML pages (GraphiQL, API docs, dashboard): only the app's own assets."""
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-class KnownKeys:
-    """Digests of keys that authenticated in this process recently (bounded, least recent out).
-
-    Only used to spare such keys from the failed-authentication block of their IP; they are
-    still looked up on every request, so revocation stays immediate.
-    """
-
-    def __init__(self, capacity: int = 10_000, ttl_seconds: float = 3_600) -> None:
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._capacity = capacity
-        self._ttl = ttl_seconds
-
-    def add(self, digest: str) -> None:
-        """Remember that ``digest`` authenticated now."""
-        self._seen[digest] = time.monotonic() + self._ttl
-        self._seen.move_to_end(digest)
-        while len(self._seen) > self._capacity:
-            self._seen.popitem(last=False)
-
-    def __contains__(self, digest: object) -> bool:
-        expires = self._seen.get(digest) if isinstance(digest, str) else None
-        return expires is not None and expires > time.monotonic()
 
 
 def _bearer_digest(request: Request) -> str | None:
@@ -82,42 +53,43 @@ async def _answer(request: Request, call_next: Handler) -> Response:
         return unexpected_error_response(request, exc)
 
 
-async def rate_limit(request: Request, call_next: Handler) -> Response:
-    """Count the request against its key (or IP), throttle failed authentication per IP, and
-    stamp the RateLimit headers on the answer."""
-    if request.url.path == EVENTS_PATH and request.method == "POST":
-        # Event ingestion is limited per event (batches cost their size) inside its route.
+class RateLimits:
+    """The ``http`` middleware applying a ``RateLimitPolicy`` and stamping RateLimit headers.
+
+    ``self_limited`` names the (method, path) pairs whose route charges its own budget (the
+    tracker's events, which cost their batch size); they are only stamped here.
+    """
+
+    def __init__(self, policy: RateLimitPolicy, *, self_limited: Iterable[tuple[str, str]]) -> None:
+        self.policy = policy
+        self._self_limited = frozenset(self_limited)
+
+    async def __call__(self, request: Request, call_next: Handler) -> Response:
+        """Admit (or refuse) the request, answer it, then settle its authentication outcome."""
+        if (request.method, request.url.path) in self._self_limited:
+            return _stamp(request, await _answer(request, call_next))
+        ip = request_client_ip(request) or "unknown"
+        digest = _bearer_digest(request)
+        admission = await self.policy.admit(
+            key_digest=digest, ip=ip, probe=request.url.path in PROBES
+        )
+        if admission.refusal is not None:
+            return _refusal(request, admission.refusal, admission.state)
+        request.state.rate_limit = admission.state
         response = await _answer(request, call_next)
+        principal: Principal | None = getattr(request.state, "principal", None)
+        await self.policy.settle(
+            key_digest=digest,
+            ip=ip,
+            authenticated=principal is not None,
+            status=response.status_code,
+        )
         return _stamp(request, response)
-    settings: Settings = request.app.state.settings
-    limiter: RateLimiter = request.app.state.rate_limiter
-    known: KnownKeys = request.app.state.known_keys
-    ip = request_client_ip(request) or "unknown"
-    digest = _bearer_digest(request)
-    if digest is not None and digest not in known:
-        # Before any database lookup: an IP that keeps failing may not try more keys.
-        failures = await limiter.peek(AUTH_FAILURE_NAMESPACE, ip, settings.auth_failures_per_minute)
-        if failures.remaining <= 0:
-            refused = RateLimitState(False, failures.limit, 0, failures.reset_after)
-            message = "Too many failed authentications from this address; retry later."
-            return _refusal(request, message, refused)
-    namespace, identity = ("key", digest) if digest is not None else ("ip", ip)
-    if request.url.path in PROBES:
-        # Probes report the budget but never spend it: an orchestrator must not see 429.
-        state = await limiter.peek(namespace, identity, settings.rate_limit_per_minute)
-    else:
-        state = await limiter.hit(namespace, identity, settings.rate_limit_per_minute)
+
+
+def stamp_rate_limit(request: Request, state: RateLimitState) -> None:
+    """Have the middleware send ``state`` as this request's RateLimit headers."""
     request.state.rate_limit = state
-    if not state.allowed:
-        message = f"Rate limit of {state.limit} requests per minute exceeded; retry later."
-        return _refusal(request, message, state)
-    response = await _answer(request, call_next)
-    principal: Principal | None = getattr(request.state, "principal", None)
-    if response.status_code == 401:
-        await limiter.hit(AUTH_FAILURE_NAMESPACE, ip, settings.auth_failures_per_minute)
-    elif principal is not None and digest is not None:
-        known.add(digest)
-    return _stamp(request, response)
 
 
 def _stamp(request: Request, response: Response) -> Response:

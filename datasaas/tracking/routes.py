@@ -26,12 +26,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from datasaas.attribution import GeoResolver, parse_user_agent
-from datasaas.config import Settings
-from datasaas.errors import DomainError, RateLimited
+from datasaas.errors import DomainError
 from datasaas.kit.body import read_json
-from datasaas.kit.deps import request_client_ip
+from datasaas.kit.deps import ClientIpDep, DatabaseDep, GeoDep, RateLimitPolicyDep
 from datasaas.kit.errors import ErrorEnvelope, error_response
-from datasaas.ratelimit import RateLimiter
+from datasaas.kit.middleware import stamp_rate_limit
+from datasaas.ratelimit import RateLimitPolicy
 from datasaas.resolvers import events as event_resolvers
 from datasaas.resolvers.ingest import (
     EVENT_TYPES,
@@ -154,13 +154,19 @@ async def events_preflight(request: Request) -> Response:
         "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}
     },
 )
-async def post_events(request: Request) -> Response:
+async def post_events(
+    request: Request,
+    database: DatabaseDep,
+    geo: GeoDep,
+    policy: RateLimitPolicyDep,
+    ip: ClientIpDep,
+) -> Response:
     """Accept one event or a JSON array of up to 100; pageviews and goals are stored.
 
     Bots (by User-Agent) are answered 202 and nothing is stored. Unknown fields are ignored.
     """
     try:
-        return await _ingest(request)
+        return await _ingest(request, database, geo, policy, ip)
     except DomainError as exc:
         return error_response(exc, headers=CORS_HEADERS)
 
@@ -198,32 +204,25 @@ async def tracker_script(request: Request) -> Response:
     return Response(script.body, media_type="application/javascript", headers=headers)
 
 
-async def _spend(request: Request, ip: str | None, cost: int) -> None:
-    """Charge ``cost`` events to the client IP; RateLimited when over the per-minute budget."""
-    settings: Settings = request.app.state.settings
-    limiter: RateLimiter = request.app.state.rate_limiter
-    state = await limiter.hit(
-        "events", ip or "unknown", settings.events_rate_limit_per_minute, cost=cost
-    )
-    request.state.rate_limit = state  # the app's middleware stamps the RateLimit-* headers
-    if not state.allowed:
-        raise RateLimited(
-            max(state.reset_after, 1),
-            f"Rate limit of {state.limit} events per minute per client exceeded; retry later.",
-        )
+async def _ingest(
+    request: Request,
+    database: Database,
+    geo: GeoResolver,
+    policy: RateLimitPolicy,
+    ip: str | None,
+) -> Response:
+    async def spend(cost: int) -> None:
+        state = await policy.spend_events(ip=ip or "unknown", cost=cost)
+        stamp_rate_limit(request, state)  # the middleware sends it as the RateLimit-* headers
+        if not state.allowed:
+            raise policy.events_refused(state)
 
-
-async def _ingest(request: Request) -> Response:
-    database: Database = request.app.state.database
-    geo: GeoResolver = request.app.state.geo
-
-    ip = request_client_ip(request)
     # Charge one event before reading the body, so that every answer (413 and 415 included)
     # counts and carries the RateLimit headers; the rest of a batch is charged once parsed.
-    await _spend(request, ip, 1)
+    await spend(1)
     body = await read_json(request, what="events")
     if (extra := batch_cost(body) - 1) > 0:
-        await _spend(request, ip, extra)
+        await spend(extra)
     events = parse_events(body)
     async with database.read() as session:
         sites = await event_resolvers.sites_for(session, events=events)
