@@ -18,6 +18,14 @@ from datasaas.errors import InvalidInput
 MAX_INTERVAL_COUNT = 365
 
 
+class PaymentType(StrEnum):
+    """The kinds of payment."""
+
+    ONE_TIME = "one_time"
+    RECURRING = "recurring"
+    REFUND = "refund"
+
+
 class BillingInterval(StrEnum):
     """The unit of a recurring payment's billing period."""
 

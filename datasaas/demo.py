@@ -43,11 +43,12 @@ from rich.progress import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.attribution import referrer_source
+from datasaas.billing import PaymentType
 from datasaas.errors import Conflict, InvalidInput
 from datasaas.money import format_major
 from datasaas.resolvers import sites as site_resolvers
 from datasaas.resolvers.goals import store_completion
-from datasaas.resolvers.payments import PaymentIn, PaymentType, record_payment
+from datasaas.resolvers.payments import PaymentIn, record_payment
 from datasaas.resolvers.sites import Scope
 from datasaas.storage import events as event_store
 from datasaas.storage import sites as site_store

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from datasaas.resolvers import sites as site_resolvers
 from datasaas.resolvers.sites import IssuedKey, Scope
@@ -83,6 +85,14 @@ WRITTEN_TABLES: dict[str, Any] = {
     "visitor_slot": VisitorSlot,
     "idempotency_record": IdempotencyRecord,
 }
+
+
+async def visitor_by_uid(session: AsyncSession, *, site_id: str, uid: str) -> Visitor | None:
+    """Return a stored visitor by its client id (tests inspect rows the API does not show)."""
+    result = await session.execute(
+        select(Visitor).where(col(Visitor.site_id) == site_id, col(Visitor.uid) == uid)
+    )
+    return result.scalar_one_or_none()
 
 
 async def row_counts(database: Database) -> dict[str, int]:

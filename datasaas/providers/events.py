@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from datasaas.billing import PaymentType
+
 VISITOR_KEY = "datasaas_visitor_id"
 TOLERANCE_SECONDS = 300
 
@@ -25,7 +27,7 @@ class NewPayment:
     """A payment to record, amounts in the currency's minor units."""
 
     transaction_id: str
-    payment_type: str
+    payment_type: PaymentType
     amount_minor: int
     currency: str
     paid_at: datetime

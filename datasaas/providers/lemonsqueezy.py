@@ -7,6 +7,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+from datasaas.billing import PaymentType
 from datasaas.providers.events import (
     VISITOR_KEY,
     CumulativeRefund,
@@ -52,7 +53,7 @@ def read(payload: Any, headers: Mapping[str, str], body: bytes) -> ProviderEvent
     if kind == "order_created":
         payment = NewPayment(
             transaction_id=f"ls_order:{data_id}",
-            payment_type="one_time",
+            payment_type=PaymentType.ONE_TIME,
             amount_minor=minor(dig(attributes, "total"), "total"),
             currency=currency,
             paid_at=from_iso(dig(attributes, "created_at"), "created_at"),
@@ -62,7 +63,7 @@ def read(payload: Any, headers: Mapping[str, str], body: bytes) -> ProviderEvent
     if kind == "subscription_payment_success":
         payment = NewPayment(
             transaction_id=f"ls_invoice:{data_id}",
-            payment_type="recurring",
+            payment_type=PaymentType.RECURRING,
             amount_minor=minor(dig(attributes, "total"), "total"),
             currency=currency,
             paid_at=from_iso(dig(attributes, "created_at"), "created_at"),

@@ -7,6 +7,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
+from datasaas.billing import PaymentType
 from datasaas.providers.events import (
     VISITOR_KEY,
     CumulativeRefund,
@@ -69,7 +70,7 @@ def read(payload: Any, headers: Mapping[str, str], body: bytes) -> ProviderEvent
         count = dig(order, "subscription", "recurring_interval_count")
         payment = NewPayment(
             transaction_id=f"polar_order:{order_id}",
-            payment_type="recurring" if recurring else "one_time",
+            payment_type=PaymentType.RECURRING if recurring else PaymentType.ONE_TIME,
             amount_minor=_amount(order, "total_amount", "amount"),
             currency=currency,
             paid_at=from_iso(dig(order, "created_at"), "created_at"),

@@ -8,6 +8,7 @@ from typing import Any
 
 from stripe import SignatureVerificationError, WebhookSignature
 
+from datasaas.billing import PaymentType
 from datasaas.providers.events import (
     TOLERANCE_SECONDS,
     VISITOR_KEY,
@@ -83,7 +84,7 @@ def _checkout(event_id: str, kind: str, session: Any, created: Any) -> ProviderE
         payments.append(
             NewPayment(
                 transaction_id=transaction,
-                payment_type="one_time",
+                payment_type=PaymentType.ONE_TIME,
                 amount_minor=minor(dig(session, "amount_total"), "amount_total"),
                 currency=str(dig(session, "currency") or ""),
                 paid_at=from_unix(created, "created"),
@@ -116,7 +117,7 @@ def _invoice(event_id: str, kind: str, invoice: Any) -> ProviderEvent:
         raise PayloadError("invoice without id")
     payment = NewPayment(
         transaction_id=transaction,
-        payment_type="recurring" if recurring else "one_time",
+        payment_type=PaymentType.RECURRING if recurring else PaymentType.ONE_TIME,
         amount_minor=amount,
         currency=str(dig(invoice, "currency") or ""),
         paid_at=from_unix(paid_at, "status_transitions.paid_at"),

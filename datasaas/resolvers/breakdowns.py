@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.filters import Dimension, Filter, parse_dimension
+from datasaas.metrics import conversion_rate
 from datasaas.money import to_major
 from datasaas.resolvers import validation
 from datasaas.resolvers.goals import Audience, audience
@@ -127,7 +128,7 @@ async def revenue_breakdown(
                 new_revenue=to_major(totals.new_minor, currency),
                 refund_revenue=to_major(totals.refund_minor, currency),
                 total_revenue=to_major(total, currency),
-                conversion_rate=validation.rate(totals.paying_visitors, count),
+                conversion_rate=conversion_rate(totals.paying_visitors, count),
                 revenue_per_visitor=per_visitor(total, count, currency),
             )
         )
@@ -172,7 +173,7 @@ async def goal_breakdowns(
                     visitors=count,
                     unique_visitors=uniques,
                     completion_count=total,
-                    conversion_rate=validation.rate(uniques, count),
+                    conversion_rate=conversion_rate(uniques, count),
                 )
             )
         rows.sort(key=lambda r: (-r.completion_count, -r.unique_visitors, _value_order(r.value)))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.errors import InvalidInput
 from datasaas.filters import Filter
+from datasaas.metrics import conversion_rate
 from datasaas.resolvers import validation
 from datasaas.storage import activity
 from datasaas.storage import filters as filter_store
@@ -45,7 +46,7 @@ class GoalList:
 
 
 @dataclass(frozen=True, slots=True)
-class CompletionPage:
+class CompletionOffsetPage:
     """An offset page of one goal's completions."""
 
     range: TimeRange
@@ -56,7 +57,7 @@ class CompletionPage:
 
 
 @dataclass(frozen=True, slots=True)
-class CompletionConnection:
+class CompletionKeysetPage:
     """A keyset page of one goal's completions (Relay-style)."""
 
     items: list[CompletionRow]
@@ -146,7 +147,7 @@ def _row(stats: goal_store.GoalStats, visitors: int) -> GoalRow:
         name=stats.name,
         unique_visitors=stats.unique_visitors,
         completion_count=stats.completion_count,
-        conversion_rate=validation.rate(stats.unique_visitors, visitors),
+        conversion_rate=conversion_rate(stats.unique_visitors, visitors),
     )
 
 
@@ -241,7 +242,7 @@ async def list_completions(
     filters: Sequence[Filter] = (),
     limit: object = None,
     offset: object = None,
-) -> CompletionPage:
+) -> CompletionOffsetPage:
     """A page of one goal's completions, newest first, with first-touch visitor attributes."""
     goal_name = validation.normalize_goal_name(name)
     rng = period.resolve()
@@ -259,7 +260,9 @@ async def list_completions(
             offset=skip,
             visitors=matching,
         )
-    return CompletionPage(range=rng, goal_name=goal_name, limit=page_size, offset=skip, items=items)
+    return CompletionOffsetPage(
+        range=rng, goal_name=goal_name, limit=page_size, offset=skip, items=items
+    )
 
 
 async def completion_connections(
@@ -271,7 +274,7 @@ async def completion_connections(
     first: int,
     after: str | None,
     filters: Sequence[Filter] = (),
-) -> dict[int, CompletionConnection]:
+) -> dict[int, CompletionKeysetPage]:
     """Keyset pages for several goals at once (two statements, whatever the number of goals)."""
     if not 1 <= first <= validation.MAX_LIMIT:
         raise InvalidInput.for_field("first", f"must be from 1 to {validation.MAX_LIMIT}")
@@ -293,7 +296,7 @@ async def completion_connections(
     for row in rows:
         grouped[row.goal_id].append(row)
     return {
-        goal: CompletionConnection(
+        goal: CompletionKeysetPage(
             items=items[:first], has_next_page=len(items) > first, total_count=totals.get(goal, 0)
         )
         for goal, items in grouped.items()

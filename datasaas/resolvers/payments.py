@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from datasaas.billing import BillingInterval, cover_end, parse_count, parse_interval
+from datasaas.billing import BillingInterval, PaymentType, cover_end, parse_count, parse_interval
 from datasaas.errors import Conflict, FieldError, InvalidInput, NotFound
 from datasaas.filters import Filter
 from datasaas.money import convert, normalize_currency, parse_amount
@@ -22,14 +21,6 @@ from datasaas.storage import visitors as visitor_store
 from datasaas.storage.models import Payment, Site
 from datasaas.storage.payments import LedgerRow
 from datasaas.timerange import Period, TimeRange
-
-
-class PaymentType(StrEnum):
-    """The kinds of payment."""
-
-    ONE_TIME = "one_time"
-    RECURRING = "recurring"
-    REFUND = "refund"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from datasaas.billing import PaymentType
 from datasaas.errors import Conflict, InvalidInput, NotFound
 from datasaas.money import to_major
 from datasaas.providers import lemonsqueezy, polar, stripe
@@ -172,7 +173,7 @@ async def _record_refund(
         amount=to_major(new, currency),
         currency=currency,
         transaction_id=f"{prefix}{refund.total_refunded_minor}",
-        payment_type="refund",
+        payment_type=PaymentType.REFUND,
         paid_at=min(refund.refunded_at, now).isoformat(),
         original_transaction_id=original.transaction_id,
     )

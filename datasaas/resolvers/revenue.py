@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas import billing
 from datasaas.filters import Filter
+from datasaas.metrics import conversion_rate
 from datasaas.money import to_major
-from datasaas.resolvers import validation
 from datasaas.resolvers.goals import audience
 from datasaas.storage import filters as filter_store
 from datasaas.storage import payments as payment_store
@@ -109,7 +109,7 @@ async def revenue_summary(
         mrr=to_major(mrr, currency),
         paying_visitors=totals.paying_visitors,
         visitors=visitors,
-        conversion_rate=validation.rate(totals.paying_visitors, visitors),
+        conversion_rate=conversion_rate(totals.paying_visitors, visitors),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -189,11 +189,3 @@ def _bounded_int(value: object, field: str, default: int, low: int, high: int) -
         bounds = f"from {low} to {high}" if high < MAX_OFFSET else f">= {low}"
         raise InvalidInput.for_field(field, f"must be an integer {bounds}")
     return number
-
-
-def rate(numerator: int, denominator: int) -> float:
-    """A fraction rounded to 4 decimals, 0 when the denominator is 0."""
-    if not denominator:
-        return 0.0
-    exact = Decimal(numerator) / Decimal(denominator)
-    return float(exact.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))

@@ -15,12 +15,12 @@ from datasaas.errors import DomainError, Unauthorized
 from datasaas.filters import Dimension, Filter
 from datasaas.kit.deps import get_database, get_principal
 from datasaas.resolvers.breakdowns import GoalBreakdownRow, goal_breakdowns
-from datasaas.resolvers.goals import CompletionConnection, completion_connections
+from datasaas.resolvers.goals import CompletionKeysetPage, completion_connections
 from datasaas.resolvers.sites import Principal
 from datasaas.storage.engine import Database
 from datasaas.timerange import TimeRange
 
-EMPTY_CONNECTION = CompletionConnection(items=[], has_next_page=False, total_count=0)
+EMPTY_CONNECTION = CompletionKeysetPage(items=[], has_next_page=False, total_count=0)
 
 
 class CompletionsKey(NamedTuple):
@@ -56,7 +56,7 @@ class Context(BaseContext):
         self._principal: Principal | None = None
         self._auth_error: Unauthorized | None = None
         self._auth_lock = asyncio.Lock()
-        self.completions_loader: DataLoader[CompletionsKey, CompletionConnection] = DataLoader(
+        self.completions_loader: DataLoader[CompletionsKey, CompletionKeysetPage] = DataLoader(
             load_fn=self._load_completions
         )
         self.breakdown_loader: DataLoader[BreakdownKey, list[GoalBreakdownRow]] = DataLoader(
@@ -87,14 +87,14 @@ class Context(BaseContext):
 
     async def _load_completions(
         self, keys: list[CompletionsKey]
-    ) -> Sequence[CompletionConnection | BaseException]:
+    ) -> Sequence[CompletionKeysetPage | BaseException]:
         # Keys sharing (range, page, filters) are one batch: a few statements for all their goals.
         groups: defaultdict[
             tuple[TimeRange, int, str | None, str, tuple[Filter, ...]], list[CompletionsKey]
         ] = defaultdict(list)
         for key in keys:
             groups[(key.rng, key.first, key.after, key.site_id, key.filters)].append(key)
-        found: dict[CompletionsKey, CompletionConnection | BaseException] = {}
+        found: dict[CompletionsKey, CompletionKeysetPage | BaseException] = {}
         async with self.database.read() as session:
             for (rng, first, after, site_id, filters), members in groups.items():
                 goal_ids = [key.goal_id for key in members if key.goal_id is not None]

@@ -12,8 +12,8 @@ import strawberry
 from datasaas.errors import Conflict, InvalidInput, NotFound
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers import payments as payment_resolvers
-from datasaas.resolvers.goals import GoalIn
-from datasaas.resolvers.payments import PaymentIn
+from datasaas.resolvers.goals import GOAL_FIELDS, GoalIn
+from datasaas.resolvers.payments import PAYMENT_FIELDS, PaymentIn
 from datasaas.resolvers.sites import require_site
 from datasaas.schema.context import Context
 from datasaas.schema.errors import field_path
@@ -53,12 +53,7 @@ async def resolve_create_goal(
 ) -> CreateGoalPayload:
     """Store one completion, or report why the input was refused."""
     await info.context.authorize(site_id, write=True)
-    goal = GoalIn(
-        name=input.name,
-        visitor_id=input.visitor_id,
-        url=given(input.url),
-        metadata=given(input.metadata),
-    )
+    goal = GoalIn(**{field: given(getattr(input, field)) for field in GOAL_FIELDS})
     try:
         async with info.context.database.write() as session:
             result = await goal_resolvers.record_goal(session, site_id=site_id, goal=goal)
@@ -72,18 +67,7 @@ async def resolve_create_payment(
 ) -> CreatePaymentPayload:
     """Store one payment, or report why the input was refused."""
     await info.context.authorize(site_id, write=True)
-    payment = PaymentIn(
-        visitor_id=input.visitor_id,
-        amount=input.amount,
-        currency=input.currency,
-        transaction_id=input.transaction_id,
-        payment_type=input.payment_type,
-        product_name=given(input.product_name),
-        paid_at=given(input.paid_at),
-        original_transaction_id=given(input.original_transaction_id),
-        billing_interval=given(input.billing_interval),
-        billing_interval_count=given(input.billing_interval_count),
-    )
+    payment = PaymentIn(**{field: given(getattr(input, field)) for field in PAYMENT_FIELDS})
     try:
         async with info.context.database.write() as session:
             site = await require_site(session, site_id)

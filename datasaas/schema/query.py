@@ -5,12 +5,12 @@ from __future__ import annotations
 import strawberry
 from strawberry import UNSET
 
+from datasaas.billing import PaymentType
 from datasaas.filters import Dimension
 from datasaas.resolvers import breakdowns as breakdown_resolvers
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
-from datasaas.resolvers.payments import PaymentType
 from datasaas.resolvers.sites import require_site
 from datasaas.schema.context import Context
 from datasaas.schema.types import (

@@ -10,15 +10,14 @@ from typing import TypeVar
 import strawberry
 from strawberry import UNSET
 
-from datasaas.billing import BillingInterval
+from datasaas.billing import BillingInterval, PaymentType
 from datasaas.filters import Dimension, Filter, FilterOperator, build_filter, check_count
 from datasaas.money import to_major
 from datasaas.resolvers import breakdowns
 from datasaas.resolvers import revenue as revenue_resolvers
-from datasaas.resolvers.goals import CompletionConnection as CompletionPage
-from datasaas.resolvers.goals import GoalRow, encode_cursor
+from datasaas.resolvers.goals import CompletionKeysetPage, GoalRow, encode_cursor
 from datasaas.resolvers.payments import PaymentConnection as PaymentPage
-from datasaas.resolvers.payments import PaymentType, payment_cursor
+from datasaas.resolvers.payments import payment_cursor
 from datasaas.schema.context import BreakdownKey, CompletionsKey, Context
 from datasaas.schema.scalars import JSON
 from datasaas.storage.goals import CompletionRow
@@ -98,7 +97,7 @@ class CompletionConnection:
     total_count: int = strawberry.field(description="Completions in the range, all pages.")
 
     @classmethod
-    def from_page(cls, page: CompletionPage) -> CompletionConnection:
+    def from_page(cls, page: CompletionKeysetPage) -> CompletionConnection:
         """Build from the resolver's keyset page."""
         return cls(
             edges=[
@@ -384,6 +383,9 @@ class CreateGoalInput:
     visitor_id: str
     url: str | None = UNSET
     metadata: JSON | None = UNSET
+    completed_at: str | None = strawberry.field(
+        default=UNSET, description="ISO 8601; default now (as REST's completed_at)."
+    )
 
 
 @strawberry.input(description="A payment, refund or renewal.")

@@ -38,14 +38,6 @@ async def visitor_key(session: AsyncSession, *, site_id: str, uid: str, seen_at:
     return int(key)
 
 
-async def get_visitor(session: AsyncSession, *, site_id: str, uid: str) -> Visitor | None:
-    """Return a visitor by its client id, or None."""
-    result = await session.execute(
-        select(Visitor).where(col(Visitor.site_id) == site_id, col(Visitor.uid) == uid)
-    )
-    return result.scalar_one_or_none()
-
-
 async def set_first_touch(
     session: AsyncSession, *, visitor_id: int, at: datetime, **attributes: Any
 ) -> bool:

@@ -16,7 +16,7 @@ import pytest
 from datasaas.resolvers.sites import IssuedKey
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.engine import Database
-from tests.factories import bearer, make_pageview
+from tests.factories import bearer, make_pageview, visitor_by_uid
 from tests.schema.conftest import SITE
 
 Flt = tuple[str, str, list[str | None]]
@@ -35,7 +35,7 @@ PEOPLE: dict[str, tuple[str | None, str | None, str | None]] = {
 async def _person(database: Database, uid: str, attrs: tuple[str | None, ...]) -> None:
     await make_pageview(database, visitor_id=uid, at=DAY)
     async with database.write() as session:
-        visitor = await visitor_store.get_visitor(session, site_id=SITE, uid=uid)
+        visitor = await visitor_by_uid(session, site_id=SITE, uid=uid)
         assert visitor is not None
         assert visitor.id is not None
         source, country, device = attrs

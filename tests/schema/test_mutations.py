@@ -100,6 +100,31 @@ async def test_create_goal_records_a_completion(graphql: GraphQL, database: Data
     }
 
 
+async def test_create_goal_takes_completed_at_as_rest_does(graphql: GraphQL) -> None:
+    answer = await graphql(
+        CREATE_GOAL,
+        {
+            "siteId": SITE,
+            "input": {"name": "signup", "visitorId": "v9", "completedAt": "2026-01-15T10:30:00Z"},
+        },
+    )
+    assert answer.data["createGoal"]["userErrors"] == []
+    read = await graphql(
+        'query { goal(siteId: "ds_test", name: "signup", start: "2026-01-15", '
+        'end: "2026-01-15") { completionCount completions { edges { node { completedAt } } } } }'
+    )
+    assert read.data["goal"] == {
+        "completionCount": 1,
+        "completions": {"edges": [{"node": {"completedAt": "2026-01-15T10:30:00Z"}}]},
+    }
+    refused = await graphql(
+        CREATE_GOAL,
+        {"siteId": SITE, "input": {"name": "signup", "visitorId": "v9", "completedAt": "soon"}},
+    )
+    [error] = refused.data["createGoal"]["userErrors"]
+    assert (error["field"], error["code"]) == (["input", "completedAt"], "INVALID")
+
+
 @pytest.mark.parametrize(
     ("given", "field", "message"),
     [

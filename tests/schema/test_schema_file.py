@@ -82,7 +82,8 @@ type Query {
                    timezone: String = "UTC", filters: [FilterInput!] = [],
                    limit: Int = 100, offset: Int = 0): [RevenueBreakdownRow!]!
 }
-input CreateGoalInput { name: String!  visitorId: String!  url: String  metadata: JSON }
+input CreateGoalInput { name: String!  visitorId: String!  url: String  metadata: JSON
+  completedAt: String }
 input CreatePaymentInput { visitorId: String!  amount: Decimal!  currency: String!
   transactionId: String!  paymentType: PaymentType = ONE_TIME  productName: String
   paidAt: String  originalTransactionId: String
