@@ -30,6 +30,7 @@ from datasaas.resolvers import validation
 __all__ = [
     "COUNTED_TYPES",
     "EVENT_TYPES",
+    "FREE_TEXT_FIELDS",
     "MAX_BATCH",
     "MAX_HOSTNAME",
     "MAX_WEBSITE_ID",
@@ -51,6 +52,8 @@ _MAX_UTM: Final = 255
 _MAX_LANGUAGE: Final = 64
 _MAX_SCREEN_WIDTH: Final = 100_000
 _UTM_FIELDS: Final = ("utm_source", "utm_medium", "utm_campaign")
+FREE_TEXT_FIELDS: Final = ("pathname", "referrer", "title", *_UTM_FIELDS)
+"""What a browser writes and the tracker truncates to its column instead of refusing."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ class Principal:
     site_id: str
     scope: Scope
 
-    def require_site(self, site_id: str) -> None:
+    def require_access(self, site_id: str) -> None:
         """Raise Forbidden unless this key belongs to ``site_id``."""
         if site_id != self.site_id:
             raise Forbidden(f"This API key does not have access to site '{site_id}'.")
@@ -54,7 +54,7 @@ class Principal:
 
     def authorize(self, site_id: str, *, write: bool = False) -> None:
         """Raise Forbidden unless this key may read (or, with ``write``, write) ``site_id``."""
-        self.require_site(site_id)
+        self.require_access(site_id)
         if write:
             self.require_write()
 

@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from datasaas.attribution import GeoResolver, parse_user_agent
 from datasaas.errors import DomainError
@@ -35,6 +35,7 @@ from datasaas.ratelimit import RateLimitPolicy
 from datasaas.resolvers import events as event_resolvers
 from datasaas.resolvers.ingest import (
     EVENT_TYPES,
+    FREE_TEXT_FIELDS,
     MAX_BATCH,
     MAX_HOSTNAME,
     MAX_WEBSITE_ID,
@@ -64,8 +65,8 @@ _PREFLIGHT_HEADERS: Final = {
 }
 
 
-class EventPayload(BaseModel):
-    """One tracker event (documentation of the body; unknown fields are ignored)."""
+class _EventFields(BaseModel):
+    """The tracker event fields with their own bounds (the free-text ones are added below)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -92,12 +93,6 @@ class EventPayload(BaseModel):
         max_length=MAX_HOSTNAME,
         description="Page host; required unless url has one",
     )
-    pathname: str | None = None
-    referrer: str | None = None
-    title: str | None = None
-    utm_source: str | None = None
-    utm_medium: str | None = None
-    utm_campaign: str | None = None
     screen_width: int | None = None
     language: str | None = None
     goal_name: str | None = Field(
@@ -106,6 +101,15 @@ class EventPayload(BaseModel):
     metadata: dict[str, str | int | float | bool | None] | None = Field(
         None, description="Goal metadata: flat object, at most 20 keys"
     )
+
+
+EventPayload = create_model(
+    "EventPayload",
+    __base__=_EventFields,
+    __doc__="One tracker event (documentation of the body; unknown fields are ignored).",
+    **dict.fromkeys(FREE_TEXT_FIELDS, (str | None, None)),  # type: ignore[call-overload]
+)
+"""The documented body: the bounded fields, plus the resolver's free-text fields, truncated."""
 
 
 class EventsAccepted(BaseModel):
