@@ -15,10 +15,11 @@ from datasaas import billing
 from datasaas.filters import Filter
 from datasaas.metrics import conversion_rate
 from datasaas.money import to_major
+from datasaas.periods import SLOT_SECONDS
 from datasaas.resolvers.goals import audience
 from datasaas.storage import filters as filter_store
 from datasaas.storage import payments as payment_store
-from datasaas.storage.models import SLOT_SECONDS, Payment, Site
+from datasaas.storage.models import Payment, Site
 from datasaas.timerange import Granularity, Period, TimeRange, buckets
 
 

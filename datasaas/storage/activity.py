@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pyroaring import BitMap
@@ -34,9 +34,20 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from datasaas.periods import (
+    DAY,
+    HOUR,
+    SLOT_SECONDS,
+    Plan,
+    Window,
+    instant_of,
+    plan_range,
+    runs,
+    seconds_of,
+    slot_plan,
+)
 from datasaas.storage.faults import describe_error
 from datasaas.storage.models import (
-    SLOT_SECONDS,
     ActivityBitmap,
     GoalCompletion,
     HourVersion,
@@ -48,15 +59,9 @@ from datasaas.storage.sql import dialect_insert, epoch_seconds
 
 logger = logging.getLogger("datasaas")
 
-HOUR = 3_600
-DAY = 86_400
 ANY_ACTIVITY = 0
-CACHE_GRACE = timedelta(hours=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _BUMPED = "datasaas_bumped_hours"
 
-Window = tuple[datetime, datetime]
 Cached = dict[tuple[int, int], tuple[BitMap, int]]
 """(period, goal_id) -> (visitor bitmap, completions)"""
 
@@ -74,59 +79,13 @@ class GoalActivity:
         self.completions[goal_id] = self.completions.get(goal_id, 0) + completions
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A range split into cacheable periods of each span and raw half-open windows."""
-
-    periods: dict[int, list[int]]
-    raw: list[Window]
-
-
-def _seconds(at: datetime) -> int:
-    return (at - _EPOCH) // timedelta(seconds=1)
-
-
-def _at(seconds: int) -> datetime:
-    return _EPOCH + timedelta(seconds=seconds)
-
-
-def day_of(at: datetime) -> int:
-    """The UTC day number (days since 1970-01-01) of an instant."""
-    return (at - _EPOCH) // timedelta(days=1)
-
-
-def _whole(window: Window, span: int, limit: int) -> tuple[list[int], list[Window]]:
-    """Whole periods of ``span`` seconds inside a window that ended by ``limit``; the rest."""
-    start, end = window
-    first = -(-(start - _EPOCH) // timedelta(seconds=span))
-    stop = min(_seconds(end) // span, limit // span)
-    if stop <= first:
-        return [], [window]
-    rest: list[Window] = []
-    if start < _at(first * span):
-        rest.append((start, _at(first * span)))
-    if _at(stop * span) < end:
-        rest.append((_at(stop * span), end))
-    return list(range(first, stop)), rest
-
-
-def plan_range(start: datetime, end: datetime, now: datetime) -> Plan:
-    """Split [start, end] into finished whole days, then finished whole hours, then raw windows."""
-    limit = _seconds(now - CACHE_GRACE)
-    days, rest = _whole((start, end + _US), DAY, limit)
-    hours: list[int] = []
-    raw: list[Window] = []
-    for window in rest:
-        window_hours, window_rest = _whole(window, HOUR, limit)
-        hours.extend(window_hours)
-        raw.extend(window_rest)
-    return Plan(periods={DAY: days, HOUR: sorted(hours)}, raw=raw)
+# -- raw windows -------------------------------------------------------------------------------
 
 
 async def touch_hour(session: AsyncSession, *, site_id: str, at: datetime) -> None:
     """Mark the cached bitmaps of ``at``'s UTC hour (and day) stale when that hour is over."""
-    hour = _seconds(at) // HOUR
-    if hour >= _seconds(datetime.now(UTC)) // HOUR:
+    hour = seconds_of(at) // HOUR
+    if hour >= seconds_of(datetime.now(UTC)) // HOUR:
         return
     bumped: set[tuple[str, int]] = session.info.setdefault(_BUMPED, set())
     if (site_id, hour) in bumped:
@@ -145,28 +104,12 @@ async def touch_hour(session: AsyncSession, *, site_id: str, at: datetime) -> No
 # -- raw windows -------------------------------------------------------------------------------
 
 
-def _slot_plan(window: Window) -> tuple[int, int, list[Window]]:
-    """Whole 15-minute slots [first, stop) inside a half-open window, and the leftover edges."""
-    start, end = window
-    width = SLOT_SECONDS * 1_000_000
-    start_us, end_us = (start - _EPOCH) // _US, (end - _EPOCH) // _US
-    first, stop = -(-start_us // width), end_us // width
-    if stop <= first:
-        return first, first, [window]
-    edges: list[Window] = []
-    if start_us < first * width:
-        edges.append((start, _EPOCH + timedelta(microseconds=first * width)))
-    if stop * width < end_us:
-        edges.append((_EPOCH + timedelta(microseconds=stop * width), end))
-    return first, stop, edges
-
-
 async def _raw_activity(session: AsyncSession, site_id: str, windows: Sequence[Window]) -> BitMap:
     visitors = BitMap()
     edges: list[Window] = []
     slot_ranges = []
     for window in windows:
-        first, stop, window_edges = _slot_plan(window)
+        first, stop, window_edges = slot_plan(window)
         edges.extend(window_edges)
         if stop > first:
             slot_ranges.append(and_(col(VisitorSlot.slot) >= first, col(VisitorSlot.slot) < stop))
@@ -216,21 +159,10 @@ async def _raw_goals(
 # -- cached periods ----------------------------------------------------------------------------
 
 
-def _runs(periods: Sequence[int]) -> list[tuple[int, int]]:
-    """Contiguous runs of sorted period numbers as [first, stop)."""
-    runs: list[tuple[int, int]] = []
-    for period in periods:
-        if runs and runs[-1][1] == period:
-            runs[-1] = (runs[-1][0], period + 1)
-        else:
-            runs.append((period, period + 1))
-    return runs
-
-
 def _in_runs(column: Any, periods: Sequence[int]) -> ColumnElement[bool]:
     """``column`` within the contiguous runs of ``periods``: two parameters a run, not one a
     period, so that years of hours stay far below the drivers' parameter limits."""
-    return or_(*(and_(column >= first, column < stop) for first, stop in _runs(periods)))
+    return or_(*(and_(column >= first, column < stop) for first, stop in runs(periods)))
 
 
 async def _build_hours(session: AsyncSession, site_id: str, hours: Sequence[int]) -> Cached:
@@ -240,7 +172,7 @@ async def _build_hours(session: AsyncSession, site_id: str, hours: Sequence[int]
     slot = col(VisitorSlot.slot)
     at = col(GoalCompletion.completed_at)
     hour_of = epoch_seconds(session, at) // HOUR
-    for first, stop in _runs(hours):
+    for first, stop in runs(hours):
         rows = await session.execute(
             select(slot, col(VisitorSlot.visitor_id)).where(
                 col(VisitorSlot.site_id) == site_id,
@@ -253,8 +185,8 @@ async def _build_hours(session: AsyncSession, site_id: str, hours: Sequence[int]
         completions = await session.execute(
             select(hour_of, col(GoalCompletion.goal_id), col(GoalCompletion.visitor_id)).where(
                 col(GoalCompletion.site_id) == site_id,
-                at >= _at(first * HOUR),
-                at < _at(stop * HOUR),
+                at >= instant_of(first * HOUR),
+                at < instant_of(stop * HOUR),
             )
         )
         for hour, goal_id, visitor in completions.all():

@@ -37,9 +37,6 @@ NAMING_CONVENTION = {
 SQLModel.metadata = MetaData(naming_convention=NAMING_CONVENTION)
 metadata = SQLModel.metadata
 
-SLOT_SECONDS = 900
-"""Width of an activity slot: 15 minutes, a divisor of every current UTC offset."""
-
 
 def _at(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(sa_type=UTCDateTime(), nullable=nullable, index=index)

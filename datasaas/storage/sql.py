@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
-from datasaas.storage.models import SLOT_SECONDS
+from datasaas.periods import SLOT_SECONDS
 
 
 def dialect_name(session: AsyncSession) -> str:

@@ -9,9 +9,9 @@ from sqlalchemy import delete, false, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from datasaas.periods import SLOT_SECONDS
 from datasaas.storage.activity import touch_hour
 from datasaas.storage.models import (
-    SLOT_SECONDS,
     GoalCompletion,
     Pageview,
     Payment,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, union
 from sqlmodel import col
 
+from datasaas import periods
 from datasaas.resolvers.goals import store_completion
 from datasaas.storage import activity
 from datasaas.storage.engine import Database
@@ -83,7 +84,7 @@ async def test_backdated_write_invalidates_a_cached_day(database: Database) -> N
         spans = (
             await session.execute(select(col(ActivityBitmap.span), col(ActivityBitmap.period)))
         ).all()
-    assert (activity.DAY, activity.day_of(start)) in spans
+    assert (periods.DAY, periods.day_of(start)) in spans
 
     # A late write to that finished day: the cache must not hide it.
     await make_pageview(database, visitor_id="b", at=at("2026-03-02T23:59:59"))
@@ -144,7 +145,7 @@ async def test_backdated_write_invalidates_cached_hours(database: Database) -> N
         spans = {
             span for (span,) in (await session.execute(select(col(ActivityBitmap.span)))).all()
         }
-    assert spans == {activity.HOUR}
+    assert spans == {periods.HOUR}
 
     await make_pageview(database, visitor_id="b", at=at("2026-03-02T10:15:00"))
     assert await count(database, start, end) == 2
@@ -152,17 +153,17 @@ async def test_backdated_write_invalidates_cached_hours(database: Database) -> N
 
 def test_plan_uses_days_then_hours_then_raw_windows() -> None:
     # New York's 2026-03-03 .. 2026-03-05 local days, read at NOW.
-    plan = activity.plan_range(at("2026-03-03T05:00:00"), at("2026-03-06T04:59:59.999999"), now=NOW)
-    assert plan.periods[activity.DAY] == [
-        activity.day_of(at("2026-03-04T00:00:00")),
-        activity.day_of(at("2026-03-05T00:00:00")),
+    plan = periods.plan_range(at("2026-03-03T05:00:00"), at("2026-03-06T04:59:59.999999"), now=NOW)
+    assert plan.periods[periods.DAY] == [
+        periods.day_of(at("2026-03-04T00:00:00")),
+        periods.day_of(at("2026-03-05T00:00:00")),
     ]
-    assert len(plan.periods[activity.HOUR]) == 19 + 5
+    assert len(plan.periods[periods.HOUR]) == 19 + 5
     assert plan.raw == []
     # A range ending now: the last hour and the running one stay raw.
-    live = activity.plan_range(at("2026-03-20T09:10:00"), at("2026-03-20T11:59:59.999999"), NOW)
-    assert live.periods[activity.DAY] == []
-    assert live.periods[activity.HOUR] == [int(at("2026-03-20T10:00:00").timestamp()) // 3600]
+    live = periods.plan_range(at("2026-03-20T09:10:00"), at("2026-03-20T11:59:59.999999"), NOW)
+    assert live.periods[periods.DAY] == []
+    assert live.periods[periods.HOUR] == [int(at("2026-03-20T10:00:00").timestamp()) // 3600]
     assert live.raw == [
         (at("2026-03-20T09:10:00"), at("2026-03-20T10:00:00")),
         (at("2026-03-20T11:00:00"), at("2026-03-20T12:00:00")),
