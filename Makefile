@@ -27,14 +27,14 @@ run: $(VENV)/.installed  ## Serve on http://127.0.0.1:8000 (migrates; creates th
 	$(BIN)/datasaas serve --demo
 
 lint: $(VENV)/.dev-installed  ## ruff + mypy --strict + the layering contracts (import-linter)
-	$(BIN)/ruff check datasaas tests
-	$(BIN)/ruff format --check datasaas tests
-	$(BIN)/mypy datasaas
+	$(BIN)/ruff check datasaas tests benchmarks
+	$(BIN)/ruff format --check datasaas tests benchmarks
+	$(BIN)/mypy datasaas benchmarks
 	$(BIN)/lint-imports --no-cache
 
 format: $(VENV)/.dev-installed  ## Apply ruff fixes and formatting
-	$(BIN)/ruff check --fix datasaas tests
-	$(BIN)/ruff format datasaas tests
+	$(BIN)/ruff check --fix datasaas tests benchmarks
+	$(BIN)/ruff format datasaas tests benchmarks
 
 test: lint  ## Lint, then the whole test suite (PostgreSQL cases need DATASAAS_TEST_POSTGRES_URL)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -33,15 +33,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 from alembic.script import ScriptDirectory
 from dateutil.relativedelta import relativedelta
 from sqlalchemy.engine import make_url
 
+from datasaas.periods import SLOT_SECONDS
 from datasaas.resolvers.sites import create_site
 from datasaas.storage.engine import Database
 from datasaas.storage.migrate import alembic_config, upgrade
-from datasaas.storage.models import SLOT_SECONDS
 
 SITE_ID = "ds_bench"
 SITE_DOMAIN = "bench.example.com"

@@ -29,7 +29,7 @@ from datasaas.storage.engine import Database
 from datasaas.timerange import Period
 
 if TYPE_CHECKING:
-    from benchmarks.run import Window
+    from benchmarks.reads import Window
 
 ReadCall = Callable[[AsyncSession], Awaitable[object]]
 

@@ -9,10 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from datasaas.app import create_app
 from datasaas.config import Settings
+from datasaas.devserver import clean_env, running_server
 from datasaas.storage.engine import Database
 from datasaas.storage.migrate import upgrade
 from datasaas.storage.models import metadata
@@ -150,58 +147,12 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_server(base: str, process: subprocess.Popen[bytes]) -> None:
-    """Block until ``base``/healthz answers 200; fail if the process dies or 30 s pass."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server process exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server did not start within 30 s")
-
-
 @pytest.fixture
 def live_server(database_url: str) -> Iterator[str]:
     """A real uvicorn process serving the app on the test database; yields its base URL."""
-    port = free_port()
     # Only this test's settings: none of the developer's DATASAAS_* variables leak in.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATASAAS_")}
-    env |= {"DATASAAS_DATABASE_URL": database_url, "DATASAAS_GEOIP_DB": str(GEOIP_TEST_DB)}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "datasaas.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
+    env = clean_env(
+        {"DATASAAS_DATABASE_URL": database_url, "DATASAAS_GEOIP_DB": str(GEOIP_TEST_DB)}
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(base, process)
+    with running_server(env) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()

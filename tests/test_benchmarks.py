@@ -8,7 +8,9 @@ from pathlib import Path
 from rich.console import Console
 
 from benchmarks.dataset import DatasetSpec, generate
-from benchmarks.run import BACKDATED_READ, BenchOptions, reads_for, run_benchmark
+from benchmarks.measure import BACKDATED_READ
+from benchmarks.reads import reads_for
+from benchmarks.run import BenchOptions, run_benchmark
 
 
 def test_generator_is_deterministic_and_exact_in_size() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_for_server
+from datasaas.devserver import free_port, wait_for_server
 
 
 def datasaas(*args: str, url: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from datasaas.devserver import free_port, wait_for_server
 from datasaas.kit.middleware import CONTENT_SECURITY_POLICY
 from datasaas.storage.engine import Database
-from tests.conftest import free_port, wait_for_server
 from tests.e2e.test_tracker_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import bearer, make_key, make_site
 

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from datasaas.devserver import free_port, wait_for_server
 from datasaas.storage.engine import Database
-from tests.conftest import free_port, wait_for_server
 from tests.factories import bearer, make_key, make_site
 
 CHROMIUM = Path("/usr/bin/chromium")

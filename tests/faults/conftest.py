@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import GEOIP_TEST_DB, free_port, wait_for_server
+from datasaas.devserver import free_port, wait_for_server
+from tests.conftest import GEOIP_TEST_DB
 
 DATASAAS = str(Path(sys.executable).with_name("datasaas"))
 

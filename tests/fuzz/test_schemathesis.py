@@ -1,5 +1,4 @@
 """schemathesis, every check, against a live server holding the demo site and a read & write key.
-
 ``make test`` runs a few hundred cases with a fixed seed and no coverage phase; ``make fuzz``
 runs every phase, thousands of cases, with a fresh seed (``DATASAAS_FUZZ_EXAMPLES``,
 ``DATASAAS_FUZZ_SEED``, ``DATASAAS_FUZZ_PHASES``).
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, wait_for_server
+from datasaas.devserver import free_port, wait_for_server
 
 BIN = Path(sys.executable).parent
 CONFIG = Path(__file__).with_name("schemathesis.toml")
