@@ -3,11 +3,15 @@
 SQLite runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout. Read sessions begin
 deferred transactions; write sessions begin ``IMMEDIATE`` so that concurrent writers queue on the
 database lock instead of failing with "database is locked" when a deferred transaction tries to
-upgrade from reading to writing.
+upgrade from reading to writing. Within one process, SQLite writers also queue on an asyncio lock
+first: SQLite's busy handler polls with growing sleeps (up to 100 ms each), so writers contending
+inside the database wake late and in no order; queued on the lock, the next one starts the moment
+the previous commits, first come first served. Other processes still meet the busy timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -107,6 +111,7 @@ class Database:
         info = {CACHE_KEY: self.activity_cache}
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._writer = async_sessionmaker(write_engine, expire_on_commit=False, info=info)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -117,8 +122,18 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """Yield a session in a write transaction: committed on success, rolled back on error."""
-        async with self._writer() as session, session.begin():
-            yield session
+        if self._write_lock is None:
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        # As long as the busy timeout: a writer that cannot start by then is answered 503.
+        async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+            await self._write_lock.acquire()
+        try:
+            async with self._writer() as session, session.begin():
+                yield session
+        finally:
+            self._write_lock.release()
 
     async def dispose(self) -> None:
         """Finish pending cache writes, then close every pooled connection."""
