@@ -113,18 +113,24 @@ async def record_events(
     client: ClientInfo,
     at: datetime,
 ) -> int:
-    """Store the pageviews and goals among ``events`` (in order); return how many were stored."""
+    """Store the pageviews and goals among ``events``; return how many were stored.
+
+    Pageviews are written set-based, a few statements per site and batch whatever its size:
+    the visitors' keys (one lookup, one insert of the new ones, one lookup of those), their first
+    touch (the first pageview of each visitor who has none yet, in batch order), the pageviews,
+    then their activity slots. Goals go through ``store_completion`` one by one.
+    """
+    pageviews: dict[str, list[TrackedEvent]] = {}
     stored = 0
-    active: set[tuple[str, int]] = set()
     for event in events:
         if not event.counted:
             continue
-        site = sites[event.website_id]
+        stored += 1
         if event.event_type == "goal":
             assert event.goal_name is not None
             await store_completion(
                 session,
-                site_id=site.id,
+                site_id=sites[event.website_id].id,
                 name=event.goal_name,
                 uid=event.visitor_id,
                 url=event.url,
@@ -132,58 +138,66 @@ async def record_events(
                 at=at,
             )
         else:
-            visitor = await visitor_store.visitor_key(
-                session, site_id=site.id, uid=event.visitor_id, seen_at=at
-            )
-            await _first_touch(
-                session, site=site, visitor=visitor, event=event, client=client, at=at
-            )
-            await event_store.insert_pageview(
-                session,
-                site_id=site.id,
-                visitor_id=visitor,
-                session_id=event.session_id,
-                occurred_at=at,
-                url=event.url,
-                hostname=event.hostname,
-                pathname=event.pathname,
-                referrer=event.referrer,
-                title=event.title,
-            )
-            if (site.id, visitor) not in active:
-                active.add((site.id, visitor))
-                await visitor_store.mark_active(session, site_id=site.id, visitor_id=visitor, at=at)
-        stored += 1
+            pageviews.setdefault(event.website_id, []).append(event)
+    for website_id, site_events in pageviews.items():
+        await _record_pageviews(
+            session, site=sites[website_id], events=site_events, client=client, at=at
+        )
     return stored
 
 
-async def _first_touch(
+async def _record_pageviews(
     session: AsyncSession,
     *,
     site: Site,
-    visitor: int,
-    event: TrackedEvent,
+    events: Sequence[TrackedEvent],
     client: ClientInfo,
     at: datetime,
 ) -> None:
+    uids = list(dict.fromkeys(event.visitor_id for event in events))
+    keys = await visitor_store.visitor_keys(session, site_id=site.id, uids=uids, seen_at=at)
+    touches: dict[int, dict[str, object]] = {}
+    for event in events:  # the first pageview of each visitor still without a first touch
+        visitor = keys[event.visitor_id]
+        if visitor.awaits_first_touch and visitor.key not in touches:
+            touches[visitor.key] = _first_touch(site=site, event=event, client=client)
+    await visitor_store.set_first_touches(session, at=at, touches=touches)
+    await event_store.insert_pageviews(
+        session,
+        [
+            {
+                "site_id": site.id,
+                "visitor_id": keys[event.visitor_id].key,
+                "session_id": event.session_id,
+                "occurred_at": at,
+                "url": event.url,
+                "hostname": event.hostname,
+                "pathname": event.pathname,
+                "referrer": event.referrer,
+                "title": event.title,
+            }
+            for event in events
+        ],
+    )
+
+
+def _first_touch(*, site: Site, event: TrackedEvent, client: ClientInfo) -> dict[str, object]:
+    """The first-touch attributes a visitor's first pageview gives them."""
     device = client.device
     source = referrer_source(event.referrer, utm_source=event.utm_source, site_domain=site.domain)
-    await visitor_store.set_first_touch(
-        session,
-        visitor_id=visitor,
-        at=at,
-        landing_url=event.url,
-        referrer=event.referrer,
-        source=source,
-        utm_source=event.utm_source,
-        utm_medium=event.utm_medium,
-        utm_campaign=event.utm_campaign,
-        country=_clip(client.country, _MAX_GEO),
-        city=_clip(client.city, _MAX_GEO),
-        browser=_clip(device.browser, _MAX_DEVICE_NAME),
-        os=_clip(device.os, _MAX_DEVICE_NAME),
-        device_type=device.device_type,
-    )
+    return {
+        "landing_url": event.url,
+        "referrer": event.referrer,
+        "source": source,
+        "utm_source": event.utm_source,
+        "utm_medium": event.utm_medium,
+        "utm_campaign": event.utm_campaign,
+        "country": _clip(client.country, _MAX_GEO),
+        "city": _clip(client.city, _MAX_GEO),
+        "browser": _clip(device.browser, _MAX_DEVICE_NAME),
+        "os": _clip(device.os, _MAX_DEVICE_NAME),
+        "device_type": device.device_type,
+    }
 
 
 def _clip(value: str | None, length: int) -> str | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import delete, false, func, literal, select, update
+from sqlalchemy import bindparam, delete, false, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -19,6 +21,9 @@ from datasaas.storage.models import (
     VisitorSlot,
 )
 from datasaas.storage.sql import dialect_insert, dialect_name, insert_ignore, slot_of
+
+# Bounded statement sizes: SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535.
+_CHUNK: Final = 500
 
 
 async def visitor_key(session: AsyncSession, *, site_id: str, uid: str, seen_at: datetime) -> int:
@@ -36,6 +41,64 @@ async def visitor_key(session: AsyncSession, *, site_id: str, uid: str, seen_at:
     )
     assert key is not None
     return int(key)
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorKey:
+    """A visitor's integer key, and whether their first pageview is still to come."""
+
+    key: int
+    awaits_first_touch: bool
+
+
+async def visitor_keys(
+    session: AsyncSession, *, site_id: str, uids: Sequence[str], seen_at: datetime
+) -> dict[str, VisitorKey]:
+    """Return the keys of many visitors, creating the unknown ones: three statements a chunk."""
+    keys: dict[str, VisitorKey] = {}
+    for start in range(0, len(uids), _CHUNK):
+        chunk = uids[start : start + _CHUNK]
+        keys |= await _known_keys(session, site_id, chunk)
+        missing = [uid for uid in chunk if uid not in keys]
+        if missing:
+            rows = [{"site_id": site_id, "uid": uid, "first_seen_at": seen_at} for uid in missing]
+            await session.execute(insert_ignore(session, Visitor, rows))
+            keys |= await _known_keys(session, site_id, missing)
+    return keys
+
+
+async def _known_keys(
+    session: AsyncSession, site_id: str, uids: Sequence[str]
+) -> dict[str, VisitorKey]:
+    found = await session.execute(
+        select(col(Visitor.uid), col(Visitor.id), col(Visitor.first_pageview_at)).where(
+            col(Visitor.site_id) == site_id, col(Visitor.uid).in_(uids)
+        )
+    )
+    return {
+        uid: VisitorKey(int(key), first is None)
+        for uid, key, first in found.all()
+        if key is not None
+    }
+
+
+async def set_first_touches(
+    session: AsyncSession, *, at: datetime, touches: Mapping[int, Mapping[str, Any]]
+) -> None:
+    """``set_first_touch`` for many visitors (key -> attributes) in one executemany."""
+    if not touches:
+        return
+    columns = sorted({name for attributes in touches.values() for name in attributes})
+    statement = (
+        update(Visitor)
+        .where(col(Visitor.id) == bindparam("b_key"), col(Visitor.first_pageview_at).is_(None))
+        .values(first_pageview_at=at, **{name: bindparam(f"b_{name}") for name in columns})
+    )
+    params = [
+        {"b_key": key, **{f"b_{name}": attributes.get(name) for name in columns}}
+        for key, attributes in touches.items()
+    ]
+    await (await session.connection()).execute(statement, params)
 
 
 async def set_first_touch(

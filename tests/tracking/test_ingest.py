@@ -426,3 +426,37 @@ async def test_real_sites_reject_local_pages(
     assert error(response)["details"] == [
         {"field": "hostname", "message": f"'{hostname}' is not shop.io or a subdomain of it"}
     ]
+
+
+async def _statements_for_batch(client: httpx.AsyncClient, app: Any, size: int, tag: str) -> int:
+    from sqlalchemy import event as sa_event
+
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = app.state.database.engine.sync_engine
+    body = [event(visitor_id=f"{tag}-{i}", session_id=f"s-{i}") for i in range(size)]
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = await post(client, body)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 202, response.text
+    assert response.json() == {"received": size, "stored": size}
+    return len(statements)
+
+
+async def test_a_batch_costs_the_same_statements_whatever_its_size(
+    client: httpx.AsyncClient, app: Any, database: Database
+) -> None:
+    # 10 + 90 events: together the client's default budget of 100 events a minute.
+    small = await _statements_for_batch(client, app, 10, "small")
+    full = await _statements_for_batch(client, app, 90, "full")
+    # Set-based: visitor lookup/insert/lookup, first touches, pageviews, slots, bookkeeping.
+    assert full == small
+    assert full <= 16
+    counts = await stored(database)
+    assert (counts["visitors"], counts["pageviews"]) == (100, 100)
+    assert (await visitor(database, "full-89")).first_pageview_at is not None
