@@ -7,9 +7,9 @@ Traffic is planned in memory from ``random.Random(seed)`` with instants relative
 truncated to the minute, so the same seed and the same ``now`` give the same rows; ids (visitor
 UUIDs, transaction ids) depend on the seed only, so running a seed twice on one site is refused
 instead of mixing two copies. Visitors (first-touch attributes set directly: demo traffic has no
-real IP or User-Agent) and pageviews are bulk-inserted; goal completions and payments go
-through the resolvers (``store_completion``, ``record_payment``) like API writes. A run is one
-transaction: it fills the site completely or not at all.
+real IP or User-Agent) and pageviews are bulk-imported (``resolvers.imports``); goal completions
+and payments go through the resolvers (``store_completion``, ``record_payment``) like API writes.
+A run is one transaction: it fills the site completely or not at all.
 
 The model: sources (search, social, Hacker News with a launch-day spike, newsletter and paid
 UTM campaigns, direct), countries with their cities and time zones, a desktop/mobile/tablet
@@ -45,11 +45,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from datasaas.attribution import referrer_source
 from datasaas.errors import Conflict, InvalidInput
 from datasaas.money import format_major
+from datasaas.resolvers import imports as import_resolvers
 from datasaas.resolvers import sites as site_resolvers
 from datasaas.resolvers.goals import store_completion
 from datasaas.resolvers.payments import PaymentIn, PaymentType, record_payment
 from datasaas.resolvers.sites import Scope
-from datasaas.storage import events as event_store
 from datasaas.storage import sites as site_store
 from datasaas.storage.engine import Database
 from datasaas.storage.models import Site
@@ -603,7 +603,7 @@ async def _fill(
         raise InvalidInput("The demo needs at least one visitor and one day.")
     traffic = plan_traffic(domain=site.domain, visitors=visitors, days=days, seed=seed, now=now)
     uids = [row["uid"] for row in traffic.visitors]
-    if await event_store.existing_uids(session, site_id=site.id, uids=uids):
+    if await import_resolvers.existing_uids(session, site_id=site.id, uids=uids):
         raise Conflict(
             f"Site '{site.id}' already holds the demo data of seed {seed}; pass another --seed."
         )
@@ -611,17 +611,16 @@ async def _fill(
     total += len(traffic.goals) + len(traffic.payments)
     with _progress(console) as progress:
         task = progress.add_task("Visitors", total=total)
-        keys = await event_store.insert_visitors(session, site_id=site.id, rows=traffic.visitors)
+        keys = await import_resolvers.import_visitors(
+            session, site_id=site.id, visitors=traffic.visitors
+        )
         progress.update(task, advance=len(traffic.visitors), description="Pageviews")
         step = 2000
         for start in range(0, len(traffic.pageviews), step):
             chunk = traffic.pageviews[start : start + step]
-            rows = []
-            for planned in chunk:
-                row = dict(planned, site_id=site.id)
-                row["visitor_id"] = keys[row.pop("uid")]
-                rows.append(row)
-            await event_store.insert_pageviews(session, rows)
+            await import_resolvers.import_pageviews(
+                session, site_id=site.id, pageviews=chunk, visitor_keys=keys
+            )
             progress.update(task, advance=len(chunk))
         progress.update(task, description="Goal completions")
         for goal in traffic.goals:

@@ -26,7 +26,7 @@ from datasaas.attribution import Device, host_matches, referrer_source
 from datasaas.errors import FieldError, InvalidInput, NotFound
 from datasaas.resolvers.goals import store_completion
 from datasaas.resolvers.ingest import TrackedEvent
-from datasaas.storage import events as event_store
+from datasaas.storage import pageviews as pageview_store
 from datasaas.storage import sites as site_store
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.models import Site
@@ -138,7 +138,7 @@ async def record_events(
             await _first_touch(
                 session, site=site, visitor=visitor, event=event, client=client, at=at
             )
-            await event_store.insert_pageview(
+            await pageview_store.insert_pageview(
                 session,
                 site_id=site.id,
                 visitor_id=visitor,

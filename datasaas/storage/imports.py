@@ -1,9 +1,12 @@
-"""Queries for tracker events: pageviews, and bulk writes of visitors and activity for demo data."""
+"""Bulk imports: many visitors (first touch already known) and pageviews in bounded statements.
+
+Used by the demo generator through ``datasaas.resolvers.imports``; single tracked pageviews are
+in ``storage.pageviews``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, literal_column, select
@@ -22,35 +25,6 @@ _CHUNK = 500
 def _chunks(rows: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
-
-
-async def insert_pageview(
-    session: AsyncSession,
-    *,
-    site_id: str,
-    visitor_id: int,
-    session_id: str,
-    occurred_at: datetime,
-    url: str | None,
-    hostname: str | None,
-    pathname: str | None,
-    referrer: str | None,
-    title: str | None,
-) -> None:
-    """Insert one pageview."""
-    await session.execute(
-        insert(Pageview).values(
-            site_id=site_id,
-            visitor_id=visitor_id,
-            session_id=session_id,
-            occurred_at=occurred_at,
-            url=url,
-            hostname=hostname,
-            pathname=pathname,
-            referrer=referrer,
-            title=title,
-        )
-    )
 
 
 async def insert_visitors(
