@@ -17,13 +17,8 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from datasaas.demo.data import (
-    DEFAULT_DAYS,
-    DEFAULT_SEED,
-    DEFAULT_VISITORS,
-    DEMO_DOMAIN,
-    DEMO_SITE_ID,
-)
+from datasaas.config import DEMO_SITE_ID
+from datasaas.demo.data import DEFAULT_DAYS, DEFAULT_SEED, DEFAULT_VISITORS, DEMO_DOMAIN
 from datasaas.demo.planner import Traffic, plan_traffic
 from datasaas.demo.writer import DemoSummary, report, write_traffic
 from datasaas.errors import InvalidInput

@@ -1,9 +1,10 @@
-"""The demo site's model: its id and domain, run defaults, and the tables traffic is drawn from.
+"""The demo site's model: its domain, run defaults, and the tables traffic is drawn from.
 
 Sources (search, social, Hacker News with a launch-day spike, newsletter and paid UTM campaigns,
 direct), pages, countries with their cities and time zones, a desktop/mobile/tablet mix,
 weekday/weekend and local time-of-day rhythms with slow growth, the funnel rates, and one-time
-and monthly recurring plans priced in USD, EUR, GBP or JPY. Data only: ``planner`` draws from it.
+and monthly recurring plans priced in USD, EUR, GBP or JPY. Data only: ``planner`` draws from
+it. The site's id is ``config.DEMO_SITE_ID``, so front doors can name it without the demo.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-DEMO_SITE_ID: Final = "ds_demo"
 DEMO_DOMAIN: Final = "demo.example.com"
 DEFAULT_VISITORS: Final = 2000
 DEFAULT_DAYS: Final = 30
