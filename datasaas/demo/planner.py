@@ -1,8 +1,10 @@
 """The demo traffic planner: a site's visitors, pageviews, goals and payments, drawn in memory.
 
 Pure and deterministic: everything is drawn from one ``random.Random(seed)`` in a fixed order,
-with instants relative to ``now``, so the same arguments give the same ``Traffic``; ids (visitor
-UUIDs, transaction ids) depend on the seed only. No I/O: ``writer`` stores the result.
+with instants relative to ``now``, so the same arguments give the same ``Traffic``. Ids (visitor
+UUIDs, transaction ids) come from the same stream; the first visitor's is drawn before any
+instant, so a seed planned again later repeats at least that id and the writer can refuse the
+rerun. No I/O: ``writer`` stores the result.
 
 The model (tables in ``data``): a visitor's first touch (source, country and city, device),
 sessions of a few pageviews, the funnel signup → purchase (plus newsletter_subscribe), renewals
