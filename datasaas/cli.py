@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from datasaas.config import get_settings
+from datasaas.config import DEMO_SITE_ID, get_settings
 from datasaas.errors import DomainError
 from datasaas.resolvers import providers as provider_resolvers
 from datasaas.resolvers import sites as site_resolvers
@@ -98,7 +98,7 @@ def serve(
     """Apply pending migrations, then serve the API."""
     import uvicorn
 
-    from datasaas.demo import DEMO_SITE_ID, ensure_demo
+    from datasaas.demo import ensure_demo
     from datasaas.server import GatewayHttpProtocol
 
     async def work(database: Database) -> None:
@@ -353,7 +353,7 @@ def providers_remove(
 
 @app.command()
 def demo(
-    site: Annotated[str, typer.Option("--site", help="Site id to fill.")] = "ds_demo",
+    site: Annotated[str, typer.Option("--site", help="Site id to fill.")] = DEMO_SITE_ID,
     visitors: Annotated[int, typer.Option(min=1, help="Visitors to generate.")] = 2000,
     days: Annotated[int, typer.Option(min=1, max=3650, help="Days of history.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 42,

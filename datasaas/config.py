@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Final
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from datasaas.storage.engine import PoolOptions
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/datasaas.db"
+# The site ``serve --demo`` creates; here (not in ``datasaas.demo``, a tool beside the CLI) so
+# the front doors can name it in their examples without importing the demo generator.
+DEMO_SITE_ID: Final = "ds_demo"
 
 
 class Settings(BaseSettings):

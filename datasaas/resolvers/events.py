@@ -26,7 +26,7 @@ from datasaas.attribution import Device, host_matches, referrer_source
 from datasaas.errors import FieldError, InvalidInput, NotFound
 from datasaas.resolvers.goals import store_completion
 from datasaas.resolvers.ingest import TrackedEvent
-from datasaas.storage import events as event_store
+from datasaas.storage import pageviews as pageview_store
 from datasaas.storage import sites as site_store
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.models import Site
@@ -162,7 +162,7 @@ async def _record_pageviews(
         if visitor.awaits_first_touch and visitor.key not in touches:
             touches[visitor.key] = _first_touch(site=site, event=event, client=client)
     await visitor_store.set_first_touches(session, at=at, touches=touches)
-    await event_store.insert_pageviews(
+    await pageview_store.insert_pageviews(
         session,
         [
             {

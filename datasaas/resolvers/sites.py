@@ -127,6 +127,16 @@ async def list_sites(session: AsyncSession) -> Sequence[Site]:
     return await store.list_sites(session)
 
 
+async def find_site(session: AsyncSession, site_id: str) -> Site | None:
+    """Return the site with this id, or None."""
+    return await store.get_site(session, site_id)
+
+
+async def has_sites(session: AsyncSession) -> bool:
+    """Tell whether at least one site exists."""
+    return await store.has_sites(session)
+
+
 async def require_site(session: AsyncSession, site_id: str) -> Site:
     """Return the site or raise NotFound."""
     site = await store.get_site(session, site_id)

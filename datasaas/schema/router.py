@@ -30,7 +30,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types.unset import UNSET
 
-from datasaas.config import Settings
+from datasaas.config import DEMO_SITE_ID, Settings
 from datasaas.errors import ServiceUnavailable
 from datasaas.kit.explorers import graphiql_response
 from datasaas.money import load_json_exact
@@ -41,8 +41,6 @@ from datasaas.schema.extensions import MAX_BATCH_OPERATIONS, MAX_QUERY_LENGTH
 
 # A full batch of maximal documents, plus room for variables.
 MAX_BODY_BYTES = MAX_BATCH_OPERATIONS * MAX_QUERY_LENGTH + 64 * 1024
-
-DEMO_SITE_ID = "ds_demo"
 
 EXAMPLE_QUERY = f"""# DataSaaS GraphQL. Set your key under "Headers" below:
 #   {{"Authorization": "Bearer ds_live_..."}}

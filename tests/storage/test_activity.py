@@ -181,7 +181,7 @@ async def test_years_long_range_on_a_cold_cache(database: Database) -> None:
 
 
 async def test_bulk_demo_pageviews_invalidate_cached_hours(database: Database) -> None:
-    from datasaas.storage import events, visitors
+    from datasaas.storage import pageviews, visitors
 
     await make_site(database)
     await make_pageview(database, visitor_id="a", at=at("2026-03-02T10:00:00"))
@@ -191,7 +191,7 @@ async def test_bulk_demo_pageviews_invalidate_cached_hours(database: Database) -
         key = await visitors.visitor_key(
             session, site_id="ds_test", uid="b", seen_at=at("2026-03-02T11:00:00")
         )
-        await events.insert_pageviews(
+        await pageviews.insert_pageviews(
             session,
             [
                 {
