@@ -43,8 +43,11 @@ fuzz: $(VENV)/.dev-installed  ## schemathesis, every check and phase, thousands 
 	DATASAAS_FUZZ_EXAMPLES=$${DATASAAS_FUZZ_EXAMPLES:-100} DATASAAS_FUZZ_SEED=$${DATASAAS_FUZZ_SEED:-} \
 	DATASAAS_FUZZ_PHASES=examples,coverage,fuzzing,stateful $(BIN)/pytest tests/fuzz -p no:xdist -s -q
 
-bench: $(VENV)/.dev-installed  ## Read-path benchmark at 1M visitors / 5M pageviews
-	$(BIN)/python -m benchmarks.run
+SCALE ?= M
+BENCH_POSTGRES ?=
+bench: $(VENV)/.dev-installed  ## Reads at 1M visitors, then writes under load (SCALE=S: quick; BENCH_POSTGRES=URL: PostgreSQL too)
+	$(BIN)/python -m benchmarks.run $(if $(filter S,$(SCALE)),--visitors 20000 --runs 5) $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
+	$(BIN)/python -m benchmarks.writes --scale $(SCALE) $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
 
 schema: $(VENV)/.installed  ## Export the GraphQL schema to schema.graphql
 	$(BIN)/strawberry export-schema datasaas.schema:schema --output schema.graphql

@@ -1,0 +1,344 @@
+"""Write-path benchmark: saturating concurrent load over real HTTP, as ratios to ``/healthz``.
+
+``python -m benchmarks.writes [--scale S|M] [--postgres URL] [--concurrency 16]`` migrates a
+fresh database, creates a site and a Read & Write key with the CLI, starts uvicorn (rate limits
+raised) and, from this separate process, keeps ``--concurrency`` keep-alive connections busy
+with each scenario in turn: ``GET /healthz`` (the framework's ceiling on the same server),
+``POST /api/v1/goals``, ``POST /api/v1/payments`` (unique transaction ids),
+``POST /api/events`` with one event, and with batches of 100. It prints requests/s, events/s,
+p50/p99 and the ratio to ``/healthz``, on SQLite with one worker and, with ``--postgres``, on
+PostgreSQL with one and two workers; beside them the physical floor: single-row insert
+transactions per second with raw ``sqlite3`` (WAL, ``synchronous=NORMAL``) and raw ``asyncpg``
+(one connection and 16). Results also go to ``.bench/writes-<backend>.json``.
+
+The targets (CONTRACT §17) are printed with the numbers; nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from benchmarks.dataset import asyncpg_dsn
+from benchmarks.report import percentile
+from datasaas.devserver import clean_env, running_server
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / ".bench"
+SITE = "ds_writes"
+DOMAIN = "writes.example"
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
+SCALES = {"S": 300, "M": 2_000}
+"""Requests per scenario (batches of 100 events: a tenth)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One kind of request, built anew for each request number."""
+
+    name: str
+    events_per_request: int
+    build: Callable[[int], tuple[str, str, dict[str, Any] | None, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one scenario sustained."""
+
+    scenario: str
+    requests: int
+    seconds: float
+    requests_per_s: float
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    statuses: dict[str, int]
+    ratio_to_healthz: float | None = None
+
+
+def _event(n: int, i: int = 0) -> dict[str, Any]:
+    return {
+        "website_id": SITE,
+        "visitor_id": f"v{n}-{i}",
+        "session_id": f"s{n}",
+        "event_type": "pageview",
+        "hostname": DOMAIN,
+        "url": f"https://{DOMAIN}/pricing?utm_source=bench",
+        "referrer": "https://news.ycombinator.com/",
+    }
+
+
+def scenarios(run: str) -> list[Scenario]:
+    """The scenarios, with ids unique to this run (payments are never replays)."""
+    site = {"site_id": SITE}
+    return [
+        Scenario("GET /healthz", 0, lambda n: ("GET", "/healthz", None, None)),
+        Scenario(
+            "POST /api/v1/goals",
+            1,
+            lambda n: (
+                "POST",
+                "/api/v1/goals",
+                site,
+                {"name": "signup", "visitor_id": f"v{n % 1000}", "metadata": {"plan": "pro"}},
+            ),
+        ),
+        Scenario(
+            "POST /api/v1/payments",
+            1,
+            lambda n: (
+                "POST",
+                "/api/v1/payments",
+                site,
+                {
+                    "visitor_id": f"v{n % 1000}",
+                    "amount": "49.00",
+                    "currency": "USD",
+                    "transaction_id": f"{run}-{n}",
+                    "payment_type": "recurring",
+                },
+            ),
+        ),
+        Scenario("POST /api/events (1)", 1, lambda n: ("POST", "/api/events", None, _event(n))),
+        Scenario(
+            "POST /api/events (100)",
+            100,
+            lambda n: ("POST", "/api/events", None, [_event(n, i) for i in range(100)]),
+        ),
+    ]
+
+
+async def saturate(
+    base: str, key: str, scenario: Scenario, requests: int, concurrency: int
+) -> Outcome:
+    """Keep ``concurrency`` connections busy until ``requests`` requests were answered."""
+    headers = {"Authorization": f"Bearer {key}", "User-Agent": BROWSER}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    numbers = iter(range(requests))
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=60
+    ) as client:
+
+        async def worker() -> None:
+            for n in numbers:
+                method, path, params, body = scenario.build(n)
+                began = time.perf_counter()
+                response = await client.request(method, path, params=params, json=body)
+                latencies.append(time.perf_counter() - began)
+                status = str(response.status_code)
+                statuses[status] = statuses.get(status, 0) + 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - began
+    ok = sum(count for status, count in statuses.items() if status.startswith("2"))
+    return Outcome(
+        scenario=scenario.name,
+        requests=requests,
+        seconds=seconds,
+        requests_per_s=requests / seconds,
+        events_per_s=ok * scenario.events_per_request / seconds,
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        statuses=statuses,
+    )
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    command = [sys.executable, "-m", "datasaas", *args]
+    return subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def prepare(database_url: str) -> tuple[dict[str, str], str]:
+    """Migrate, create the site and a Read & Write key; return the server env and the key."""
+    env = clean_env(
+        {
+            "DATASAAS_DATABASE_URL": database_url,
+            "DATASAAS_RATE_LIMIT_PER_MINUTE": "1000000000",
+            "DATASAAS_EVENTS_RATE_LIMIT_PER_MINUTE": "1000000000",
+            "DATASAAS_LOG_LEVEL": "warning",
+        }
+    )
+    _cli(env, "migrate")
+    _cli(env, "sites", "create", "--name", "Writes", "--domain", DOMAIN, "--id", SITE, "--json")
+    created = _cli(env, "keys", "create", "--site", SITE, "--scope", "read_write", "--json")
+    key: str = json.loads(created)["key"]
+    return env, key
+
+
+def run_backend(
+    label: str, database_url: str, *, workers: int, requests: int, concurrency: int
+) -> list[Outcome]:
+    """Every scenario against one fresh database and server."""
+    env, key = prepare(database_url)
+    run = uuid.uuid4().hex[:8]
+    outcomes: list[Outcome] = []
+    with running_server(env, workers=workers, timeout=60, cwd=REPO_ROOT) as base:
+        for scenario in scenarios(run):
+            batched = scenario.events_per_request > 1
+            count = max(requests // 10, 30) if batched else requests
+            asyncio.run(saturate(base, key, scenario, min(count, 50), concurrency))  # warm up
+            outcomes.append(asyncio.run(saturate(base, key, scenario, count, concurrency)))
+    ceiling = outcomes[0].requests_per_s
+    return [
+        Outcome(**{**asdict(o), "ratio_to_healthz": o.requests_per_s / ceiling}) for o in outcomes
+    ]
+
+
+def sqlite_floor(seconds: float = 2.0) -> float:
+    """Single-row insert transactions per second with raw sqlite3 (WAL, synchronous=NORMAL)."""
+    with tempfile.TemporaryDirectory() as folder:
+        connection = sqlite3.connect(Path(folder) / "floor.db", isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        done, began = 0, time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("INSERT INTO t (v) VALUES (?)", ("x",))
+            connection.execute("COMMIT")
+            done += 1
+        elapsed = time.perf_counter() - began
+        connection.close()
+    return done / elapsed
+
+
+async def postgres_floor(admin_url: str, connections: int, seconds: float = 2.0) -> float:
+    """Single-row insert transactions per second with raw asyncpg over ``connections``."""
+    name = f"datasaas_floor_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(asyncpg_dsn(admin_url))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(url), min_size=connections, max_size=connections
+        )
+        await pool.execute("CREATE TABLE t (id bigserial PRIMARY KEY, v text)")
+        done = 0
+        stop = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal done
+            async with pool.acquire() as connection:
+                while time.perf_counter() < stop:
+                    async with connection.transaction():
+                        await connection.execute("INSERT INTO t (v) VALUES ($1)", "x")
+                    done += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.perf_counter() - began
+        await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    return done / elapsed
+
+
+async def _fresh_postgres(admin_url: str) -> str:
+    name = f"datasaas_writes_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(asyncpg_dsn(admin_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_postgres(admin_url: str, url: str) -> None:
+    admin = await asyncpg.connect(asyncpg_dsn(admin_url))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def print_table(console: Console, label: str, outcomes: Sequence[Outcome]) -> None:
+    """One Rich table per backend and worker count."""
+    table = Table(title=f"Writes: {label}")
+    for column in ("request", "req/s", "events/s", "p50 ms", "p99 ms", "/ healthz", "statuses"):
+        table.add_column(column, justify="left" if column in {"request", "statuses"} else "right")
+    for o in outcomes:
+        table.add_row(
+            o.scenario,
+            f"{o.requests_per_s:,.0f}",
+            f"{o.events_per_s:,.0f}" if o.events_per_s else "",
+            f"{o.p50_ms:.1f}",
+            f"{o.p99_ms:.1f}",
+            f"{(o.ratio_to_healthz or 0) * 100:.0f}%",
+            " ".join(f"{s}:{n}" for s, n in sorted(o.statuses.items())),
+        )
+    console.print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the write benchmark and print the report."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.writes", description=__doc__)
+    parser.add_argument("--scale", choices=sorted(SCALES), default="M")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--postgres", metavar="URL", help="an admin URL, to bench PostgreSQL too")
+    args = parser.parse_args(argv)
+    console = Console(width=120)
+    requests = SCALES[args.scale]
+    report: dict[str, Any] = {"scale": args.scale, "concurrency": args.concurrency, "runs": {}}
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite+aiosqlite:///{Path(folder) / 'writes.db'}"
+        label = "SQLite, 1 worker"
+        outcomes = run_backend(
+            label, url, workers=1, requests=requests, concurrency=args.concurrency
+        )
+        print_table(console, label, outcomes)
+        report["runs"][label] = [asdict(o) for o in outcomes]
+    floor: dict[str, float] = {"sqlite3 WAL/NORMAL, 1 connection": sqlite_floor()}
+    if args.postgres:
+        for workers in (1, 2):
+            url = asyncio.run(_fresh_postgres(args.postgres))
+            label = f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}"
+            try:
+                outcomes = run_backend(
+                    label, url, workers=workers, requests=requests, concurrency=args.concurrency
+                )
+            finally:
+                asyncio.run(_drop_postgres(args.postgres, url))
+            print_table(console, label, outcomes)
+            report["runs"][label] = [asdict(o) for o in outcomes]
+        for connections in (1, 16):
+            floor[f"asyncpg, {connections} connection(s)"] = asyncio.run(
+                postgres_floor(args.postgres, connections)
+            )
+    console.print(
+        "Physical floor (single-row insert transactions/s): "
+        + "; ".join(f"{name} {value:,.0f}" for name, value in floor.items())
+    )
+    console.print(
+        "Targets (CONTRACT §17): goals and payments >= 50% of /healthz with p99 <= 50 ms; "
+        "event batches >= 20,000 events/s; single events >= 50% of /healthz."
+    )
+    report["floor"] = floor
+    RESULTS_DIR.mkdir(exist_ok=True)
+    backend = "postgres" if args.postgres else "sqlite"
+    (RESULTS_DIR / f"writes-{backend}.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
