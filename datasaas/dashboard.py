@@ -58,7 +58,8 @@ def dashboard_html() -> str:
 <body data-state="loading">
   <div id="dashboard"><p class="muted">Loading the dashboard…</p></div>
   <noscript>The dashboard needs JavaScript. The same numbers are in the GraphQL API at
-  <a href="/graphql">/graphql</a> and the REST API documented at <a href="/docs">/docs</a>.</noscript>
+  <a href="/graphql">/graphql</a> and the REST API documented at
+  <a href="/docs">/docs</a>.</noscript>
 </body>
 </html>
 """

@@ -145,8 +145,9 @@ def test_a_schema_change_that_breaks_a_document_fails_codegen(tmp_path: Path) ->
         },
     }
     (tmp_path / "codegen.json").write_text(json.dumps(config))
+    codegen = NODE_MODULES / ".bin" / "graphql-codegen"
     result = subprocess.run(
-        [str(NODE_MODULES / ".bin" / "graphql-codegen"), "--config", str(tmp_path / "codegen.json")],
+        [str(codegen), "--config", str(tmp_path / "codegen.json")],
         cwd=FRONTEND,
         capture_output=True,
         text=True,
