@@ -72,7 +72,7 @@ export function drawRevenueChart(container: HTMLElement, input: ChartInput): () 
     width: Math.max(container.clientWidth, 280),
     height: container.clientWidth < 500 ? 200 : 260,
     padding: [12, 8, 0, 4],
-    cursor: { drag: { x: false, y: false }, points: { show: false } },
+    cursor: { y: false, drag: { x: false, y: false }, points: { show: false } },
     select: { show: false, left: 0, top: 0, width: 0, height: 0 },
     legend: { show: false },
     hooks: { setCursor: [showTooltip] },

@@ -653,7 +653,7 @@ function renderGoals(result: DashboardQuery): HTMLElement {
               h("th", { scope: "col" }, "Goal"),
               h("th", { scope: "col", class: "num" }, "Uniques"),
               h("th", { scope: "col", class: "num" }, "Completions"),
-              h("th", { scope: "col", class: "num" }, "Conversion"),
+              h("th", { scope: "col", class: "num", title: "Conversion rate" }, "Conv."),
             ),
           ),
           h(
@@ -711,7 +711,7 @@ function renderBreakdown(key: FilterKey, title: string, rows: BreakdownRows): HT
               h("th", { scope: "col" }, dimension.title),
               h("th", { scope: "col", class: "num" }, "Visitors"),
               h("th", { scope: "col", class: "num" }, "Revenue"),
-              h("th", { scope: "col", class: "num" }, "Conv."),
+              h("th", { scope: "col", class: "num", title: "Conversion rate" }, "Conv."),
             ),
           ),
           h(
