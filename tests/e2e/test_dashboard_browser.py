@@ -476,9 +476,18 @@ def test_a_range_and_time_zone_from_the_url_give_the_apis_numbers_for_them(
     assert shown["start"] == (today - timedelta(days=6)).isoformat()
     assert_page_matches_api(page, api_numbers(server, page, []))
 
+    # The keyboard reaches everything: the skip link first, then the range presets.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the numbers"
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.dataset.preset") == "today":
+            break
     # Today is hourly; the choice is kept in the URL; a custom range is whole days.
-    page.get_by_role("button", name="Today").click()
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('main').dataset.granularity === 'HOUR'")
     wait_ready(page)
+    assert page.get_attribute("[data-preset=today]", "aria-pressed") == "true"
     assert page_range(page)["granularity"] == "HOUR"
     assert parse_qs(urlsplit(page.url).query)["range"] == ["today"]
     assert_page_matches_api(page, api_numbers(server, page, []))
