@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?= -n 2 -rfEs
 
 .DEFAULT_GOAL := help
-.PHONY: help run test fuzz lint format bench schema migration assets clean
+.PHONY: help run test fuzz lint format bench schema migration assets frontend clean
 
 help:  ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -57,6 +57,9 @@ migration: $(VENV)/.dev-installed  ## New Alembic revision from model changes: m
 
 assets:  ## Rebuild the explorers (GraphiQL, Swagger UI, ReDoc) from the pinned npm packages; needs Node
 	cd frontend/explorers && npm ci --no-audit --no-fund && npm run build
+
+frontend:  ## Rebuild the dashboard (frontend/dashboard) into datasaas/static/dashboard; needs Node
+	cd frontend/dashboard && npm ci --no-audit --no-fund && npm run build
 
 clean:  ## Remove the venv, caches and local data
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data

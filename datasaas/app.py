@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from datasaas import __version__
 from datasaas.attribution import GeoResolver
 from datasaas.config import Settings, get_settings
+from datasaas.dashboard import router as dashboard_router
 from datasaas.errors import ServiceUnavailable
 from datasaas.inbound.routes import router as providers_router
 from datasaas.kit.cors import ApiCORS
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(providers_router)
     app.include_router(create_graphql_router(settings), prefix="/graphql")
     app.include_router(explorers_router)
+    app.include_router(dashboard_router)
     app.mount(STATIC_PATH, static_files(), name="static")
 
     @app.get("/healthz", tags=["health"], summary="The process is up")

@@ -98,11 +98,14 @@ def serve(
     """Apply pending migrations, then serve the API."""
     import uvicorn
 
+    from datasaas.dashboard import dashboard_url
     from datasaas.demo import ensure_demo
     from datasaas.server import GatewayHttpProtocol
 
+    dashboard = dashboard_url(host=host, port=port)
+
     async def work(database: Database) -> None:
-        if demo and not await ensure_demo(database, console=console):
+        if demo and not await ensure_demo(database, console=console, dashboard_url=dashboard):
             # Keys are shown once, on the run that created them; say how to get another.
             console.print(
                 "The database already has sites. Get a key with: "
@@ -113,6 +116,7 @@ def serve(
     console.print(
         f"Serving on http://{host}:{port}  (GraphiQL: /graphql, Swagger UI: /docs, ReDoc: /redoc)"
     )
+    console.print(f"Dashboard: {dashboard}", soft_wrap=True)
     uvicorn.run(
         "datasaas.app:create_app",
         factory=True,

@@ -102,8 +102,17 @@ async def generate(
     return summary
 
 
-async def ensure_demo(database: Database, *, console: Console, now: datetime | None = None) -> bool:
-    """Create the demo site with two keys and a month of traffic when the database holds no site."""
+async def ensure_demo(
+    database: Database,
+    *,
+    console: Console,
+    now: datetime | None = None,
+    dashboard_url: str | None = None,
+) -> bool:
+    """Create the demo site with two keys and a month of traffic when the database holds no site.
+
+    With ``dashboard_url``, also prints the dashboard's link opening with the read key.
+    """
     at = _minute(now or datetime.now(UTC))
     async with database.write() as session:
         if await site_resolvers.has_sites(session):
@@ -130,4 +139,7 @@ async def ensure_demo(database: Database, *, console: Console, now: datetime | N
     report(console, summary, DEFAULT_DAYS)
     console.print(f"  read key:         [bold green]{read.secret}[/bold green]")
     console.print(f"  read & write key: [bold green]{write.secret}[/bold green]")
+    if dashboard_url:
+        # One unbroken line, whatever the terminal's width: it is meant to be clicked or copied.
+        console.print(f"  dashboard:        {dashboard_url}#key={read.secret}", soft_wrap=True)
     return True
