@@ -22,6 +22,7 @@ from datasaas.openapi import install_openapi
 from datasaas.providers.routes import router as providers_router
 from datasaas.ratelimit import RateLimiter
 from datasaas.rest_compat.errors import error_body, install_error_handlers
+from datasaas.rest_compat.live import router as rest_live_router
 from datasaas.rest_compat.routes import router as rest_router
 from datasaas.schema.router import create_graphql_router
 from datasaas.storage.engine import Database
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(ApiCORS, origins=settings.cors_origin_list)
 
     app.include_router(rest_router)
+    app.include_router(rest_live_router)
     app.include_router(events_router)
     app.include_router(providers_router)
     app.include_router(create_graphql_router(settings), prefix="/graphql")
