@@ -21,7 +21,9 @@ from datasaas.kit.errors import error_body, install_error_handlers
 from datasaas.kit.explorers import STATIC_PATH, static_files
 from datasaas.kit.explorers import router as explorers_router
 from datasaas.kit.middleware import RateLimits, SecurityHeaders
+from datasaas.live import Live
 from datasaas.ratelimit import RateLimiter, RateLimitPolicy
+from datasaas.rest_compat.live import router as rest_live_router
 from datasaas.rest_compat.openapi import install_openapi
 from datasaas.rest_compat.routes import router as rest_router
 from datasaas.schema.router import create_graphql_router
@@ -60,10 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(settings.database_url, pool=settings.pool_options)
         app.state.database = database
         app.state.geo = GeoResolver(settings.geoip_db)
+        app.state.live = await Live.start(database, redis_url=settings.redis_url)
         _tune_garbage_collector()
         try:
             yield
         finally:
+            await app.state.live.stop()
             app.state.geo.close()
             await database.dispose()
 
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(ApiCORS, origins=settings.cors_origin_list)
 
     app.include_router(rest_router)
+    app.include_router(rest_live_router)
     app.include_router(events_router)
     app.include_router(providers_router)
     app.include_router(create_graphql_router(settings), prefix="/graphql")

@@ -372,3 +372,8 @@ def demo(
         )
 
     _run(database_url, work)
+
+
+from datasaas.cli_webhooks import webhooks_app  # noqa: E402  (uses the helpers above)
+
+app.add_typer(webhooks_app, name="webhooks")

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.attribution import Device, host_matches, referrer_source
 from datasaas.errors import FieldError, InvalidInput, NotFound
+from datasaas.resolvers import live
 from datasaas.resolvers.goals import store_completion
 from datasaas.resolvers.ingest import TrackedEvent
 from datasaas.storage import pageviews as pageview_store
@@ -122,6 +123,13 @@ async def record_events(
     """
     pageviews: dict[str, list[TrackedEvent]] = {}
     stored = 0
+    for site_id in {event.website_id for event in events}:
+        seen = {
+            e.visitor_id: at
+            for e in events
+            if e.website_id == site_id and live.shows_presence(e.event_type)
+        }
+        await live.touch(session, site_id=sites[site_id].id, seen=seen)
     for event in events:
         if not event.counted:
             continue

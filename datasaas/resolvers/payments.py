@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.billing import BillingInterval, PaymentType, cover_end, parse_count, parse_interval
 from datasaas.errors import Conflict, FieldError, InvalidInput, NotFound
 from datasaas.filters import Filter
-from datasaas.money import convert, normalize_currency, parse_amount
-from datasaas.resolvers import validation
+from datasaas.money import convert, normalize_currency, parse_amount, to_major
+from datasaas.resolvers import live, validation
 from datasaas.resolvers.goals import decode_cursor, keyset_cursor
 from datasaas.storage import filters as filter_store
 from datasaas.storage import payments as payment_store
@@ -228,6 +228,7 @@ async def record_payment(
         assert raced is not None
         return await _replay(session, raced, clean, provider)
     await visitor_store.mark_active(session, site_id=site.id, visitor_id=visitor, at=clean.paid_at)
+    await live.payment_created(session, payment=row, visitor_uid=clean.uid)
     return PaymentResult(created=True, payment=row, visitor_uid=clean.uid)
 
 
@@ -371,3 +372,27 @@ async def delete_payment(
         session, site_id=site_id, visitor_id=payment.visitor_id, at=payment.paid_at
     )
     return DeletedPayment(transaction_id=wanted)
+
+
+def ledger_item(row: LedgerRow) -> dict[str, Any]:
+    """A ledger row as every door shows it (REST items, webhook data): major units, UTC text."""
+    return {
+        "transaction_id": row.transaction_id,
+        "visitor_id": row.visitor_uid,
+        "amount": to_major(row.amount_minor, row.currency),
+        "currency": row.currency,
+        "reporting_amount": to_major(row.reporting_amount_minor, row.reporting_currency),
+        "reporting_currency": row.reporting_currency,
+        "fx_rate": row.fx_rate,
+        "payment_type": row.payment_type,
+        "product_name": row.product_name,
+        "paid_at": row.paid_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "original_transaction_id": row.original_transaction_id,
+        "refunded_amount": to_major(row.refunded_minor, row.currency),
+        "billing_interval": row.billing_interval,
+        "billing_interval_count": row.billing_interval_count,
+        "provider": row.provider,
+        "source": row.source,
+        "country": row.country,
+        "device_type": row.device_type,
+    }

@@ -21,14 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from datasaas.kit.body import read_json_object
 from datasaas.kit.deps import DatabaseDep
 from datasaas.kit.errors import ErrorEnvelope
-from datasaas.money import to_major
 from datasaas.resolvers import breakdowns as breakdown_resolvers
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers import idempotency
 from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
 from datasaas.resolvers.goals import GOAL_FIELDS, GoalIn
-from datasaas.resolvers.payments import PAYMENT_FIELDS, PaymentIn
+from datasaas.resolvers.payments import PAYMENT_FIELDS, PaymentIn, ledger_item
 from datasaas.resolvers.sites import require_site
 from datasaas.resolvers.validation import GOAL_NAME_INPUT_PATTERN
 from datasaas.rest_compat import models
@@ -42,7 +41,6 @@ from datasaas.rest_compat.params import (
 )
 from datasaas.rest_compat.responses import DecimalJSONResponse
 from datasaas.storage.engine import Database
-from datasaas.storage.payments import LedgerRow
 from datasaas.timerange import Granularity, TimeRange
 
 
@@ -99,29 +97,6 @@ def _range_meta(site_id: str, rng: TimeRange) -> dict[str, Any]:
 
 def _utc(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ledger_item(row: LedgerRow) -> models.PaymentItem:
-    return models.PaymentItem(
-        transaction_id=row.transaction_id,
-        visitor_id=row.visitor_uid,
-        amount=to_major(row.amount_minor, row.currency),
-        currency=row.currency,
-        reporting_amount=to_major(row.reporting_amount_minor, row.reporting_currency),
-        reporting_currency=row.reporting_currency,
-        fx_rate=row.fx_rate,
-        payment_type=row.payment_type,
-        product_name=row.product_name,
-        paid_at=_utc(row.paid_at),
-        original_transaction_id=row.original_transaction_id,
-        refunded_amount=to_major(row.refunded_minor, row.currency),
-        billing_interval=row.billing_interval,
-        billing_interval_count=row.billing_interval_count,
-        provider=row.provider,
-        source=row.source,
-        country=row.country,
-        device_type=row.device_type,
-    )
 
 
 @router.get(
@@ -427,7 +402,7 @@ async def list_payments(
         )
     return _send(
         models.PaymentsResponse(
-            results=[_ledger_item(row) for row in page.items],
+            results=[models.PaymentItem(**ledger_item(row)) for row in page.items],
             meta=models.PaymentsMeta(
                 **_range_meta(read.site_id, page.range), limit=page.limit, offset=page.offset
             ),

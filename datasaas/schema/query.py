@@ -13,6 +13,7 @@ from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
 from datasaas.resolvers.sites import require_site
 from datasaas.schema.context import Context
+from datasaas.schema.live import Realtime, resolve_realtime
 from datasaas.schema.types import (
     NO_FILTERS,
     FilterInput,
@@ -199,6 +200,10 @@ class Query:
             "The payments ledger, newest first; `first` is 1-1000, `after` an `endCursor` from "
             "a previous page."
         ),
+    )
+    realtime: Realtime = strawberry.field(
+        resolver=resolve_realtime,
+        description="Visitors with any event (heartbeats included) in the last 90 seconds.",
     )
     revenue_breakdown: list[RevenueBreakdownRow] = strawberry.field(
         resolver=resolve_revenue_breakdown,

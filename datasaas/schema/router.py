@@ -28,6 +28,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
 from datasaas.config import DEMO_SITE_ID, Settings
@@ -41,6 +42,8 @@ from datasaas.schema.extensions import MAX_BATCH_OPERATIONS, MAX_QUERY_LENGTH
 
 # A full batch of maximal documents, plus room for variables.
 MAX_BODY_BYTES = MAX_BATCH_OPERATIONS * MAX_QUERY_LENGTH + 64 * 1024
+
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 
 EXAMPLE_QUERY = f"""# DataSaaS GraphQL. Set your key under "Headers" below:
 #   {{"Authorization": "Bearer ds_live_..."}}
@@ -169,5 +172,6 @@ def create_graphql_router(settings: Settings) -> APIRouter:
         schema,
         context_getter=get_context,
         graphql_ide="graphiql",
-        subscription_protocols=(),
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
     )

@@ -33,6 +33,7 @@ from datasaas.kit.errors import ErrorEnvelope, error_response
 from datasaas.kit.middleware import stamp_rate_limit
 from datasaas.ratelimit import RateLimitPolicy
 from datasaas.resolvers import events as event_resolvers
+from datasaas.resolvers import live
 from datasaas.resolvers.ingest import (
     EVENT_TYPES,
     FREE_TEXT_FIELDS,
@@ -232,7 +233,7 @@ async def _ingest(
         sites = await event_resolvers.sites_for(session, events=events)
     device = parse_user_agent(request.headers.get("user-agent"))
     stored = 0
-    if not device.is_bot and any(event.counted for event in events):
+    if not device.is_bot and any(live.shows_presence(event.event_type) for event in events):
         country, city = geo.lookup(ip)
         client = event_resolvers.ClientInfo(device=device, country=country, city=city)
         async with database.write() as session:
