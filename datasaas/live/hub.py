@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 
 from datasaas.resolvers import live as live_resolvers
 from datasaas.storage import outbox as outbox_store
-from datasaas.storage.engine import Database
+from datasaas.storage.engine import Database, background_context
 from datasaas.storage.outbox import CHANNEL, StoredEvent
 
 logger = logging.getLogger("datasaas.live")
@@ -89,13 +89,15 @@ class LiveHub:
     async def start(self) -> None:
         """Start listening (returns once the listener is in place)."""
         if self.mode == "postgres":
-            self._tasks.append(asyncio.create_task(self._listen_postgres()))
+            self._tasks.append(
+                asyncio.create_task(self._listen_postgres(), context=background_context())
+            )
         else:
             async with self.database.read() as session:
                 self._last_id = await outbox_store.last_id(session)
-            self._tasks.append(asyncio.create_task(self._tail()))
+            self._tasks.append(asyncio.create_task(self._tail(), context=background_context()))
             if self.mode == "redis":
-                self._tasks.append(asyncio.create_task(self._redis()))
+                self._tasks.append(asyncio.create_task(self._redis(), context=background_context()))
             self._ready.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), timeout=10)

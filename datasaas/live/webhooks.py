@@ -32,7 +32,7 @@ from standardwebhooks import Webhook
 from datasaas.live.render import webhook_body
 from datasaas.storage import outbox as outbox_store
 from datasaas.storage import webhooks as webhook_store
-from datasaas.storage.engine import Database
+from datasaas.storage.engine import Database, background_context
 from datasaas.storage.live_models import WebhookAttempt, WebhookDelivery
 
 logger = logging.getLogger("datasaas.webhooks")
@@ -86,7 +86,7 @@ class WebhookDispatcher:
     async def start(self) -> None:
         """Start the background loop."""
         self._client = httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False)
-        self._task = asyncio.create_task(self._run())
+        self._task = asyncio.create_task(self._run(), context=background_context())
 
     async def stop(self) -> None:
         """Stop sending; deliveries in flight are retried by the next process (lease)."""

@@ -12,6 +12,7 @@ the previous commits, first come first served. Other processes still meet the bu
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,6 +33,21 @@ from datasaas.storage.outbox import SIGNAL_KEY, OutboxSignal
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_OPTION = "datasaas_sqlite_begin"
+
+
+BACKGROUND: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "datasaas_background", default=False
+)
+"""True in the process's own background work (the live hub, the webhook dispatcher), so that
+instrumentation can tell a request's statements from the process's: tests that count a
+request's SQL ignore these."""
+
+
+def background_context() -> contextvars.Context:
+    """A copy of the current context marked ``BACKGROUND``, for ``asyncio.create_task``."""
+    context = contextvars.copy_context()
+    context.run(BACKGROUND.set, True)
+    return context
 
 
 def is_sqlite(url: str) -> bool:

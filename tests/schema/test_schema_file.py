@@ -78,9 +78,16 @@ type Query {
   payments(siteId: String!, start: String, end: String, timezone: String = "UTC",
            filters: [FilterInput!] = [], paymentType: PaymentType,
            first: Int = 100, after: String): PaymentConnection!
+  realtime(siteId: String!): Realtime!
   revenueBreakdown(siteId: String!, dimension: Dimension!, start: String, end: String,
                    timezone: String = "UTC", filters: [FilterInput!] = [],
                    limit: Int = 100, offset: Int = 0): [RevenueBreakdownRow!]!
+}
+type Realtime { visitors: Int!  windowSeconds: Int! }
+type Subscription {
+  completionCreated(siteId: String!, goal: String): Completion!
+  paymentCreated(siteId: String!): Payment!
+  realtimeVisitors(siteId: String!): Realtime!
 }
 input CreateGoalInput { name: String!  visitorId: String!  url: String  metadata: JSON
   completedAt: String }
