@@ -113,39 +113,38 @@ async def recurring_covering(
     never below 0; payments are grouped by billing interval so the caller normalises exactly.
     ``visitors`` narrows the payments by their visitor (a filter condition).
     """
-    refunds = (
-        select(
-            col(Payment.original_transaction_id).label("original"),
-            func.sum(col(Payment.reporting_amount_minor)).label("refunded"),
-        )
+    # Refunds are looked up per covering payment (the index on (site_id,
+    # original_transaction_id)), instead of grouping every refund the site ever had.
+    refund = aliased(Payment)
+    refunded = (
+        select(func.coalesce(func.sum(col(refund.reporting_amount_minor)), 0))
         .where(
-            col(Payment.site_id) == site_id,
-            col(Payment.payment_type) == REFUND,
-            col(Payment.original_transaction_id).is_not(None),
-            col(Payment.paid_at) <= at,
+            col(refund.site_id) == site_id,
+            col(refund.original_transaction_id) == col(Payment.transaction_id),
+            col(refund.payment_type) == REFUND,
+            col(refund.paid_at) <= at,
         )
-        .group_by(col(Payment.original_transaction_id))
-        .subquery()
+        .scalar_subquery()
     )
-    net = col(Payment.reporting_amount_minor) - func.coalesce(refunds.c.refunded, 0)
-    positive = case((net > 0, net), else_=0)
-    query = (
-        select(
-            col(Payment.billing_interval),
-            col(Payment.billing_interval_count),
-            func.sum(positive),
-        )
-        .outerjoin(refunds, refunds.c.original == col(Payment.transaction_id))
-        .where(
-            col(Payment.site_id) == site_id,
-            col(Payment.payment_type) == RECURRING,
-            col(Payment.paid_at) <= at,
-            col(Payment.covers_until_at) > at,
-        )
-        .group_by(col(Payment.billing_interval), col(Payment.billing_interval_count))
+    covering: Any = select(
+        col(Payment.billing_interval).label("interval"),
+        col(Payment.billing_interval_count).label("count"),
+        (col(Payment.reporting_amount_minor) - refunded).label("net"),
+    ).where(
+        col(Payment.site_id) == site_id,
+        col(Payment.payment_type) == RECURRING,
+        col(Payment.paid_at) <= at,
+        col(Payment.covers_until_at) > at,
     )
     if visitors is not None:
-        query = query.where(visitors)
+        covering = covering.where(visitors)
+    per_payment = covering.subquery()
+    net = per_payment.c.net
+    query = select(
+        per_payment.c.interval,
+        per_payment.c.count,
+        func.sum(case((net > 0, net), else_=0)),
+    ).group_by(per_payment.c.interval, per_payment.c.count)
     rows = (await session.execute(query)).all()
     return [(str(row[0]), int(row[1]), int(row[2] or 0)) for row in rows]
 
