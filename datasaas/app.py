@@ -17,6 +17,7 @@ from datasaas.dashboard import router as dashboard_router
 from datasaas.errors import ServiceUnavailable
 from datasaas.explorers import STATIC_PATH, static_files
 from datasaas.explorers import router as explorers_router
+from datasaas.live import Live
 from datasaas.middleware import KnownKeys, SecurityHeaders, rate_limit
 from datasaas.openapi import install_openapi
 from datasaas.providers.routes import router as providers_router
@@ -59,10 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database(settings.database_url, pool=settings.pool_options)
         app.state.database = database
         app.state.geo = GeoResolver(settings.geoip_db)
+        app.state.live = await Live.start(database, redis_url=settings.redis_url)
         _tune_garbage_collector()
         try:
             yield
         finally:
+            await app.state.live.stop()
             app.state.geo.close()
             await database.dispose()
 

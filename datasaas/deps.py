@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from datasaas.config import Settings
 from datasaas.ratelimit import RateLimiter
@@ -25,8 +26,8 @@ def request_client_ip(request: Request) -> str | None:
     return client_ip(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks)
 
 
-def get_database(request: Request) -> Database:
-    """Return the app's database."""
+def get_database(request: HTTPConnection) -> Database:
+    """Return the app's database (for HTTP requests and WebSockets alike)."""
     database: Database = request.app.state.database
     return database
 

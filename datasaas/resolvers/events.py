@@ -23,6 +23,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.errors import FieldError, InvalidInput, NotFound
+from datasaas.resolvers import live
 from datasaas.resolvers.goals import store_completion
 from datasaas.storage import events as event_store
 from datasaas.storage import sites as site_store
@@ -116,6 +117,13 @@ async def record_events(
     """Store the pageviews and goals among ``events`` (in order); return how many were stored."""
     stored = 0
     active: set[tuple[str, int]] = set()
+    for site_id in {event.website_id for event in events}:
+        seen = {
+            e.visitor_id: at
+            for e in events
+            if e.website_id == site_id and live.shows_presence(e.event_type)
+        }
+        await live.touch(session, site_id=sites[site_id].id, seen=seen)
     for event in events:
         if not event.counted:
             continue

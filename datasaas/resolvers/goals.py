@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.errors import InvalidInput
 from datasaas.filters import Filter
-from datasaas.resolvers import validation
+from datasaas.resolvers import live, validation
 from datasaas.storage import activity
 from datasaas.storage import filters as filter_store
 from datasaas.storage import goals as goal_store
@@ -349,3 +349,13 @@ async def store_completion(
         metadata=metadata,
     )
     await visitor_store.mark_active(session, site_id=site_id, visitor_id=visitor, at=at)
+    await live.completion_created(
+        session,
+        site_id=site_id,
+        goal_name=name,
+        visitor_key=visitor,
+        visitor_uid=uid,
+        url=url,
+        metadata=metadata,
+        at=at,
+    )

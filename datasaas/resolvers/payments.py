@@ -13,7 +13,7 @@ from datasaas.billing import BillingInterval, cover_end, parse_count, parse_inte
 from datasaas.errors import Conflict, FieldError, InvalidInput, NotFound
 from datasaas.filters import Filter
 from datasaas.money import convert, normalize_currency, parse_amount
-from datasaas.resolvers import validation
+from datasaas.resolvers import live, validation
 from datasaas.resolvers.goals import Period, decode_cursor, keyset_cursor
 from datasaas.storage import filters as filter_store
 from datasaas.storage import payments as payment_store
@@ -232,6 +232,7 @@ async def record_payment(
         assert raced is not None
         return await _replay(session, raced, clean, provider)
     await visitor_store.mark_active(session, site_id=site.id, visitor_id=visitor, at=clean.paid_at)
+    await live.payment_created(session, payment=row, visitor_uid=clean.uid)
     return PaymentResult(created=True, payment=row, visitor_uid=clean.uid)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
 import strawberry
@@ -24,6 +24,7 @@ from datasaas.schema.extensions import (
     RequireKey,
     TokenLimit,
 )
+from datasaas.schema.live import Subscription
 from datasaas.schema.mutation import Mutation
 from datasaas.schema.query import Query
 from datasaas.schema.scalars import SCALAR_MAP
@@ -70,6 +71,12 @@ class GatewaySchema(strawberry.Schema):
             result.errors = [translate(error) for error in result.errors]
         return result
 
+    async def stream(
+        self, query: str | None, *args: Any, **kwargs: Any
+    ) -> AsyncGenerator[Any, None]:
+        """Stream (subscriptions over WebSocket), translating each result's errors likewise."""
+        return _translated(await super().stream(query, *args, **kwargs))
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -91,6 +98,16 @@ class GatewaySchema(strawberry.Schema):
                 )
 
 
+async def _translated(source: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    try:
+        async for result in source:
+            if isinstance(result, ExecutionResult) and result.errors:
+                result.errors = [translate(error) for error in result.errors]
+            yield result
+    finally:
+        await source.aclose()
+
+
 def build_schema(*, introspection: bool = True) -> GatewaySchema:
     """Build the schema; without introspection, field suggestions are off too."""
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = list(LIMITS)
@@ -99,6 +116,7 @@ def build_schema(*, introspection: bool = True) -> GatewaySchema:
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(
             scalar_map=SCALAR_MAP,

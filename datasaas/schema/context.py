@@ -7,7 +7,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Annotated, NamedTuple
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from starlette.requests import HTTPConnection, Request
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
@@ -16,7 +17,7 @@ from datasaas.errors import DomainError, Unauthorized
 from datasaas.filters import Dimension, Filter
 from datasaas.resolvers.breakdowns import GoalBreakdownRow, goal_breakdowns
 from datasaas.resolvers.goals import CompletionConnection, completion_connections
-from datasaas.resolvers.sites import Principal
+from datasaas.resolvers.sites import Principal, authenticate
 from datasaas.storage.engine import Database
 from datasaas.timerange import TimeRange
 
@@ -49,10 +50,12 @@ class BreakdownKey(NamedTuple):
 class Context(BaseContext):
     """What every resolver gets: the database, the caller's key and this request's loaders."""
 
-    def __init__(self, *, request: Request, database: Database) -> None:
+    def __init__(self, *, request: HTTPConnection, database: Database) -> None:
         super().__init__()
         self.database = database
         self._http_request = request
+        self.connection_params: object = None
+        """The ``connection_init`` payload of a WebSocket (set by Strawberry), else None."""
         self._principal: Principal | None = None
         self._auth_error: Unauthorized | None = None
         self._auth_lock = asyncio.Lock()
@@ -71,13 +74,31 @@ class Context(BaseContext):
         async with self._auth_lock:
             if self._principal is None and self._auth_error is None:
                 try:
-                    self._principal = await get_principal(self._http_request, self.database)
+                    self._principal = await self._authenticate()
                 except Unauthorized as exc:
                     self._auth_error = exc
             if self._auth_error is not None:
                 raise Unauthorized(self._auth_error.message)
             assert self._principal is not None
             return self._principal
+
+    def authorization_header(self) -> str | None:
+        """The key as sent: ``connection_init``'s ``Authorization`` first, then the header."""
+        if isinstance(self.connection_params, dict):
+            for name, value in self.connection_params.items():
+                if isinstance(name, str) and name.lower() == "authorization":
+                    return value if isinstance(value, str) else None
+        return self._http_request.headers.get("authorization")
+
+    async def _authenticate(self) -> Principal:
+        if isinstance(self._http_request, Request):
+            return await get_principal(self._http_request, self.database)
+        return await self.reauthenticate()
+
+    async def reauthenticate(self) -> Principal:
+        """Look the key up again, uncached (a subscription's periodic revocation check)."""
+        async with self.database.read() as session:
+            return await authenticate(session, self.authorization_header())
 
     async def authorize(self, site_id: str, *, write: bool = False) -> Principal:
         """Require a valid key for ``site_id`` (and Read & Write scope for ``write``)."""
@@ -147,7 +168,7 @@ class Context(BaseContext):
 
 
 async def get_context(
-    request: Request, database: Annotated[Database, Depends(get_database)]
+    request: HTTPConnection, database: Annotated[Database, Depends(get_database)]
 ) -> Context:
     """FastAPI dependency building the GraphQL context; never fails (auth is checked per field)."""
     return Context(request=request, database=database)

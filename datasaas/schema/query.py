@@ -14,6 +14,7 @@ from datasaas.resolvers.goals import Period
 from datasaas.resolvers.payments import PaymentType
 from datasaas.resolvers.sites import require_site
 from datasaas.schema.context import Context
+from datasaas.schema.live import Realtime, resolve_realtime
 from datasaas.schema.types import (
     NO_FILTERS,
     FilterInput,
@@ -200,6 +201,10 @@ class Query:
             "The payments ledger, newest first; `first` is 1-1000, `after` an `endCursor` from "
             "a previous page."
         ),
+    )
+    realtime: Realtime = strawberry.field(
+        resolver=resolve_realtime,
+        description="Visitors with any event (heartbeats included) in the last 90 seconds.",
     )
     revenue_breakdown: list[RevenueBreakdownRow] = strawberry.field(
         resolver=resolve_revenue_breakdown,

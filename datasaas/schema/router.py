@@ -28,6 +28,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
 from datasaas.config import Settings
@@ -43,6 +44,7 @@ from datasaas.schema.extensions import MAX_BATCH_OPERATIONS, MAX_QUERY_LENGTH
 MAX_BODY_BYTES = MAX_BATCH_OPERATIONS * MAX_QUERY_LENGTH + 64 * 1024
 
 DEMO_SITE_ID = "ds_demo"
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 
 EXAMPLE_QUERY = f"""# DataSaaS GraphQL. Set your key under "Headers" below:
 #   {{"Authorization": "Bearer ds_live_..."}}
@@ -171,5 +173,6 @@ def create_graphql_router(settings: Settings) -> APIRouter:
         schema,
         context_getter=get_context,
         graphql_ide="graphiql",
-        subscription_protocols=(),
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
     )

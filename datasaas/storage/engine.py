@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from datasaas.storage.activity import CACHE_KEY, ActivityCache
+from datasaas.storage.outbox import SIGNAL_KEY, OutboxSignal
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_OPTION = "datasaas_sqlite_begin"
@@ -104,7 +105,8 @@ class Database:
             _install_sqlite_hooks(self.engine)
             write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         self.activity_cache = ActivityCache(self.write)
-        info = {CACHE_KEY: self.activity_cache}
+        self.outbox_signal = OutboxSignal()
+        info = {CACHE_KEY: self.activity_cache, SIGNAL_KEY: self.outbox_signal}
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._writer = async_sessionmaker(write_engine, expire_on_commit=False, info=info)
 

@@ -303,3 +303,6 @@ class ProviderCustomer(SQLModel, table=True):
     customer_id: str = Field(primary_key=True, max_length=255)
     visitor_uid: str = Field(max_length=128)
     linked_at: datetime = _at()
+
+
+from datasaas.storage import live_models as live_models  # noqa: E402  (§14 tables)

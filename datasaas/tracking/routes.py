@@ -30,6 +30,7 @@ from datasaas.deps import request_client_ip
 from datasaas.errors import DomainError, RateLimited
 from datasaas.ratelimit import RateLimiter
 from datasaas.resolvers import events as event_resolvers
+from datasaas.resolvers import live
 from datasaas.resolvers.validation import GOAL_NAME_INPUT_PATTERN, VISITOR_ID_MAX
 from datasaas.rest_compat.errors import error_response
 from datasaas.rest_compat.models import ErrorEnvelope
@@ -230,7 +231,7 @@ async def _ingest(request: Request) -> Response:
         sites = await event_resolvers.sites_for(session, events=events)
     device = parse_user_agent(request.headers.get("user-agent"))
     stored = 0
-    if not device.is_bot and any(event.counted for event in events):
+    if not device.is_bot and any(live.shows_presence(event.event_type) for event in events):
         country, city = geo.lookup(ip)
         client = event_resolvers.ClientInfo(device=device, country=country, city=city)
         async with database.write() as session:

@@ -1,0 +1,225 @@
+"""Live data and push (CONTRACT §14): realtime presence, outbox events, the webhook registry.
+
+Writes call ``completion_created`` / ``payment_created`` in their own transaction, so an event
+exists exactly when its write committed. ``touch`` records presence for the 90-second realtime
+count (heartbeats included, without storing them as pageviews).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from datasaas.errors import InvalidInput, NotFound
+from datasaas.storage import outbox as outbox_store
+from datasaas.storage import payments as payment_store
+from datasaas.storage import sites as site_store
+from datasaas.storage import webhooks as webhook_store
+from datasaas.storage.live_models import WebhookEndpoint
+from datasaas.storage.models import Payment
+from datasaas.storage.outbox import StoredEvent
+from datasaas.storage.payments import LedgerRow
+
+WINDOW_SECONDS: Final = 90
+GOAL_COMPLETED: Final = "goal.completed"
+PAYMENT_CREATED: Final = "payment.created"
+PAYMENT_REFUNDED: Final = "payment.refunded"
+EVENT_TYPES: Final = (GOAL_COMPLETED, PAYMENT_CREATED, PAYMENT_REFUNDED)
+PRESENCE_TYPES: Final = frozenset({"pageview", "goal", "_heartbeat", "_outbound"})
+"""Tracker events that show a visitor is on the site now (``_leave`` says they left)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Realtime:
+    """Visitors with an event in the last ``window_seconds``."""
+
+    visitors: int
+    window_seconds: int = WINDOW_SECONDS
+
+
+def shows_presence(event_type: str) -> bool:
+    """Whether a tracker event counts for the realtime visitors."""
+    return event_type in PRESENCE_TYPES
+
+
+async def touch(
+    session: AsyncSession, *, site_id: str, seen: dict[str, datetime], now: datetime | None = None
+) -> None:
+    """Record presence of visitors whose event lies inside the realtime window."""
+    now = now or datetime.now(UTC)
+    since = now - timedelta(seconds=WINDOW_SECONDS)
+    recent = {uid: at for uid, at in seen.items() if at >= since}
+    await outbox_store.touch_visitors(session, site_id=site_id, seen=recent)
+
+
+async def realtime(session: AsyncSession, *, site_id: str, now: datetime | None = None) -> Realtime:
+    """Distinct visitors with any event in the last 90 seconds."""
+    now = now or datetime.now(UTC)
+    since = now - timedelta(seconds=WINDOW_SECONDS)
+    return Realtime(await outbox_store.count_recent(session, site_id=site_id, since=since))
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+async def completion_created(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    goal_name: str,
+    visitor_key: int,
+    visitor_uid: str,
+    url: str | None,
+    metadata: dict[str, Any] | None,
+    at: datetime,
+) -> StoredEvent:
+    """Write the ``goal.completed`` event of a stored completion (caller's transaction)."""
+    touch_at = at
+    first = await outbox_store.first_touch(session, visitor_id=visitor_key)
+    payload = {
+        "goal_name": goal_name,
+        "visitor_id": visitor_uid,
+        "completed_at": _iso(at),
+        "url": url,
+        "metadata": metadata,
+        "source": first.source,
+        "country": first.country,
+        "city": first.city,
+        "browser": first.browser,
+        "os": first.os,
+        "device_type": first.device_type,
+    }
+    await touch(session, site_id=site_id, seen={visitor_uid: touch_at})
+    return await outbox_store.add_event(
+        session, site_id=site_id, type=GOAL_COMPLETED, payload=payload, at=datetime.now(UTC)
+    )
+
+
+def ledger_payload(row: LedgerRow) -> dict[str, Any]:
+    """A ledger row as JSON-safe values (minor units kept exact as integers)."""
+    return {
+        "id": row.id,
+        "transaction_id": row.transaction_id,
+        "visitor_uid": row.visitor_uid,
+        "amount_minor": row.amount_minor,
+        "currency": row.currency,
+        "reporting_amount_minor": row.reporting_amount_minor,
+        "reporting_currency": row.reporting_currency,
+        "fx_rate": row.fx_rate,
+        "payment_type": row.payment_type,
+        "product_name": row.product_name,
+        "paid_at": _iso(row.paid_at),
+        "original_transaction_id": row.original_transaction_id,
+        "refunded_minor": row.refunded_minor,
+        "billing_interval": row.billing_interval,
+        "billing_interval_count": row.billing_interval_count,
+        "provider": row.provider,
+        "source": row.source,
+        "country": row.country,
+        "device_type": row.device_type,
+    }
+
+
+def ledger_row(payload: dict[str, Any]) -> LedgerRow:
+    """The inverse of ``ledger_payload``."""
+    values = dict(payload)
+    values["paid_at"] = datetime.fromisoformat(values["paid_at"])
+    return LedgerRow(**values)
+
+
+async def payment_created(session: AsyncSession, *, payment: Payment, visitor_uid: str) -> None:
+    """Write the ``payment.created`` / ``payment.refunded`` event of a new payment."""
+    assert payment.id is not None
+    row = await payment_store.ledger_row(session, payment_id=payment.id)
+    kind = PAYMENT_REFUNDED if payment.payment_type == "refund" else PAYMENT_CREATED
+    await touch(session, site_id=payment.site_id, seen={visitor_uid: payment.paid_at})
+    await outbox_store.add_event(
+        session,
+        site_id=payment.site_id,
+        type=kind,
+        payload=ledger_payload(row),
+        at=datetime.now(UTC),
+    )
+
+
+# --- the webhook registry -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedWebhook:
+    """A new endpoint; ``secret`` (``whsec_…``) is shown once."""
+
+    endpoint: WebhookEndpoint
+    secret: str
+
+
+def parse_events(value: str | Iterable[str]) -> list[str]:
+    """Event types from ``goal.completed,payment.created`` (InvalidInput on unknown ones)."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    names = list(dict.fromkeys(part.strip().lower() for part in parts if part.strip()))
+    if not names:
+        raise InvalidInput.for_field("events", f"name at least one of {', '.join(EVENT_TYPES)}")
+    unknown = [name for name in names if name not in EVENT_TYPES]
+    if unknown:
+        raise InvalidInput.for_field(
+            "events", f"unknown event type '{unknown[0]}' (known: {', '.join(EVENT_TYPES)})"
+        )
+    return names
+
+
+def _url(value: str) -> str:
+    url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2048:
+        raise InvalidInput.for_field("url", "must be an http(s) URL of at most 2048 characters")
+    return url
+
+
+async def add_webhook(
+    session: AsyncSession, *, site_id: str, url: str, events: str | Iterable[str]
+) -> IssuedWebhook:
+    """Register a receiver for a site's events, with a new Standard Webhooks secret."""
+    clean_url, names = _url(url), parse_events(events)
+    if await site_store.get_site(session, site_id) is None:
+        raise NotFound(f"Site '{site_id}' does not exist.")
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    endpoint = WebhookEndpoint(
+        id="wh_" + secrets.token_hex(8),
+        site_id=site_id,
+        url=clean_url,
+        events=",".join(names),
+        secret=secret,
+        created_at=datetime.now(UTC),
+    )
+    await webhook_store.add_endpoint(session, endpoint)
+    return IssuedWebhook(endpoint, secret)
+
+
+async def list_webhooks(
+    session: AsyncSession, *, site_id: str | None = None
+) -> Sequence[WebhookEndpoint]:
+    """Registered endpoints (of one site, or all)."""
+    return await webhook_store.list_endpoints(session, site_id=site_id)
+
+
+async def remove_webhook(session: AsyncSession, *, endpoint_id: str) -> None:
+    """Delete an endpoint (NotFound when unknown); its pending deliveries go with it."""
+    if not await webhook_store.remove_endpoint(session, endpoint_id):
+        raise NotFound(f"No webhook '{endpoint_id}'.")
+
+
+async def deliveries(
+    session: AsyncSession, *, endpoint_id: str, limit: int = 50
+) -> list[webhook_store.DeliveryLog]:
+    """An endpoint's latest deliveries and their attempts (NotFound when unknown)."""
+    if await webhook_store.get_endpoint(session, endpoint_id) is None:
+        raise NotFound(f"No webhook '{endpoint_id}'.")
+    return await webhook_store.delivery_log(session, endpoint_id=endpoint_id, limit=limit)
