@@ -44,6 +44,11 @@ test("30 days end now and start at local midnight 29 days before, against the 30
   });
 });
 
+test("a range ending now includes the current second", () => {
+  const range = resolveRange("7d", "UTC", new Date("2026-12-02T20:38:09.250Z"));
+  assert.equal(range.end, "2026-12-02T20:38:10");
+});
+
 test("today compares with yesterday up to the same time, hourly", () => {
   const now = new Date("2026-03-08T15:10:05Z"); // the spring DST day in New York
   const range = resolveRange("today", "America/New_York", now);
