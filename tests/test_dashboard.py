@@ -1,6 +1,7 @@
 """The dashboard's page and bundle: served by the app with no inline script and no off-site URL,
 small, licensed, typed against ``schema.graphql`` (a schema change that breaks one of its
-documents fails here), and rebuilt from its sources byte for byte.
+documents fails here), its time and money modules unit-tested (``npm test``, Node's runner), and
+rebuilt from its sources byte for byte.
 
 The TypeScript checks run where ``frontend/dashboard/node_modules`` exists (``make frontend``,
 ``.ci/run`` installs it with ``npm ci``); elsewhere they skip with the reason.
@@ -159,11 +160,15 @@ def test_a_schema_change_that_breaks_a_document_fails_codegen(tmp_path: Path) ->
 
 
 @needs_node
-def test_the_dashboard_typechecks_and_the_committed_bundle_is_built_from_it(
+def test_the_dashboard_typechecks_passes_its_unit_tests_and_builds_the_committed_bundle(
     tmp_path: Path,
 ) -> None:
+    # One test, in this order: codegen writes src/generated, which the others read.
     typecheck = _npm("typecheck")
     assert typecheck.returncode == 0, typecheck.stdout + typecheck.stderr
+    unit = _npm("test")
+    assert unit.returncode == 0, unit.stdout + unit.stderr
+    assert re.search(r"^# fail 0$", unit.stdout, flags=re.M), unit.stdout
     result = subprocess.run(
         ["node", "build.mjs", str(tmp_path)],
         cwd=FRONTEND,

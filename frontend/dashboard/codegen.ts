@@ -3,7 +3,7 @@
 import type { CodegenConfig } from "@graphql-codegen/cli";
 
 const config: CodegenConfig = {
-  schema: ["../../schema.graphql", "live.pending.graphql"],
+  schema: "../../schema.graphql",
   documents: ["src/operations.graphql"],
   errorsOnly: false,
   generates: {

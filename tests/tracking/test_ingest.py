@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from datasaas.storage.engine import Database
+from datasaas.storage.engine import BACKGROUND, Database
 from datasaas.storage.models import Site
 from tests.factories import make_site
 from tests.tracking.helpers import GOOGLEBOT, event, goal, pageviews, stored, visitor
@@ -434,7 +434,8 @@ async def _statements_for_batch(client: httpx.AsyncClient, app: Any, size: int, 
     statements: list[str] = []
 
     def count(*args: Any) -> None:
-        statements.append(str(args[2]))
+        if not BACKGROUND.get():  # the live dispatcher's own polling is not the request's
+            statements.append(str(args[2]))
 
     engine = app.state.database.engine.sync_engine
     body = [event(visitor_id=f"{tag}-{i}", session_id=f"s-{i}") for i in range(size)]

@@ -27,7 +27,6 @@ import {
   type PaymentPageFragment,
   type PaymentRowFragment,
   PaymentsPageDocument,
-  RealtimeDocument,
 } from "./generated/graphql";
 import {
   DEFAULT_SITE,
@@ -370,6 +369,7 @@ async function load(): Promise<void> {
     paymentCursors = [null];
     pendingLiveEvents = 0;
     replace(message);
+    replace(realtimeCount, formatCount(result.realtime.visitors, locale));
     render(result);
     main.removeAttribute("aria-busy");
     document.body.dataset.state = "ready";
@@ -983,17 +983,6 @@ function startLive(goals: string[]): void {
     );
   }
   live = { signature, client, stop };
-  void loadRealtime();
-}
-
-async function loadRealtime(): Promise<void> {
-  if (!key) return;
-  try {
-    const result = await query(key, RealtimeDocument, { site: state.site });
-    replace(realtimeCount, formatCount(result.realtime.visitors, locale));
-  } catch {
-    replace(realtimeCount, "–");
-  }
 }
 
 function stopLive(): void {

@@ -114,7 +114,8 @@ export function resolveRange(
     };
   }
   const days = PRESET_DAYS[preset === "custom" ? "30d" : preset];
-  const { date: today, time } = wallClock(now, timeZone);
+  // The API takes whole seconds: round up, so what happened in this very second is in range.
+  const { date: today, time } = wallClock(new Date(Math.ceil(now.getTime() / 1000) * 1000), timeZone);
   const start = addDays(today, -(days - 1));
   return {
     start,
