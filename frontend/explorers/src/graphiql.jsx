@@ -28,8 +28,22 @@ function absolute(path, protocol) {
 }
 
 const endpoint = absolute(config.endpoint || "/graphql");
-const wsClient = createClient({ url: absolute(config.endpoint || "/graphql", "ws"), lazy: true });
-const fetcher = createGraphiQLFetcher({ url: endpoint, wsClient });
+const wsUrl = absolute(config.endpoint || "/graphql", "ws");
+// A browser cannot set headers on a WebSocket upgrade, so the headers pane (the key) goes in
+// graphql-transport-ws's connection_init payload; a new connection when the headers change.
+let wsClient = null;
+let wsHeaders = null;
+function clientFor(headers) {
+  const key = JSON.stringify(headers || {});
+  if (wsClient === null || key !== wsHeaders) {
+    if (wsClient !== null) wsClient.dispose();
+    wsHeaders = key;
+    wsClient = createClient({ url: wsUrl, lazy: true, connectionParams: headers || {} });
+  }
+  return wsClient;
+}
+const fetcher = (params, opts) =>
+  createGraphiQLFetcher({ url: endpoint, wsClient: clientFor(opts && opts.headers) })(params, opts);
 const shared = new URLSearchParams(window.location.search).get("query");
 
 createRoot(document.getElementById("graphiql")).render(
