@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -33,6 +34,7 @@ from datasaas.tracking.routes import EVENTS_PATH
 from datasaas.tracking.routes import router as events_router
 
 logger = logging.getLogger("datasaas")
+SHUTDOWN_SECONDS = 15
 
 DESCRIPTION = """
 Goals & revenue analytics. REST routes under `/api/v1` are compatible with the DataSaaS API;
@@ -67,7 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await app.state.live.stop()
+            # Bounded: a shutdown must end even if a background loop misbehaves (the outbox
+            # keeps what was not delivered; the next process delivers it).
+            try:
+                async with asyncio.timeout(SHUTDOWN_SECONDS):
+                    await app.state.live.stop()
+            except TimeoutError:
+                logger.warning("live machinery did not stop within %s s", SHUTDOWN_SECONDS)
             app.state.geo.close()
             await database.dispose()
 

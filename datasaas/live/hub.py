@@ -28,6 +28,7 @@ from typing import Any, Final
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from datasaas.live.tasks import cancel_and_wait, wait_or_timeout
 from datasaas.resolvers import live as live_resolvers
 from datasaas.storage import outbox as outbox_store
 from datasaas.storage.engine import Database, background_context
@@ -105,10 +106,7 @@ class LiveHub:
     async def stop(self) -> None:
         """Stop listening and end every subscription."""
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
         self._tasks.clear()
         for subscribers in self._subscribers.values():
             for subscriber in subscribers:
@@ -149,8 +147,7 @@ class LiveHub:
         waiter = self.database.outbox_signal.waiter()
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), timeout=POLL_SECONDS)
+                await wait_or_timeout(waiter, POLL_SECONDS)
                 waiter.clear()
                 try:
                     await self._read_new()

@@ -18,7 +18,6 @@ same ``webhook-id`` (the event's id), so the receiver can drop the duplicate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -30,6 +29,7 @@ import simplejson
 from standardwebhooks import Webhook
 
 from datasaas.live.render import webhook_body
+from datasaas.live.tasks import cancel_and_wait, wait_or_timeout
 from datasaas.storage import outbox as outbox_store
 from datasaas.storage import webhooks as webhook_store
 from datasaas.storage.engine import Database, background_context
@@ -91,9 +91,7 @@ class WebhookDispatcher:
     async def stop(self) -> None:
         """Stop sending; deliveries in flight are retried by the next process (lease)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_and_wait(self._task)
         for task in list(self._sending):
             task.cancel()
         if self._sending:
@@ -112,8 +110,7 @@ class WebhookDispatcher:
                     raise
                 except Exception as exc:  # an outage: try again on the next tick
                     logger.warning("webhooks: dispatch step failed: %s", exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), timeout=POLL_SECONDS)
+                await wait_or_timeout(waiter, POLL_SECONDS)
         finally:
             self.database.outbox_signal.discard(waiter)
 
