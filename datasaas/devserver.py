@@ -68,6 +68,27 @@ def stop(process: subprocess.Popen[bytes], *, grace: float = 10.0) -> None:
 
 
 @contextmanager
+def server_process(
+    env: Mapping[str, str],
+    *,
+    workers: int = 1,
+    timeout: float = 30.0,
+    cwd: Path | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Serve the app with exactly ``env`` until the block ends; yield its base URL and process
+    (for tests that kill it themselves: a process that already exited is left as it is)."""
+    port = free_port()
+    process = subprocess.Popen(uvicorn_command(port, workers=workers), env=dict(env), cwd=cwd)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_server(base, process, timeout)
+        yield base, process
+    finally:
+        if process.poll() is None:
+            stop(process)
+
+
+@contextmanager
 def running_server(
     env: Mapping[str, str],
     *,
@@ -76,11 +97,5 @@ def running_server(
     cwd: Path | None = None,
 ) -> Iterator[str]:
     """Serve the app with exactly ``env`` until the block ends; yield its base URL."""
-    port = free_port()
-    process = subprocess.Popen(uvicorn_command(port, workers=workers), env=dict(env), cwd=cwd)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(base, process, timeout)
+    with server_process(env, workers=workers, timeout=timeout, cwd=cwd) as (base, _process):
         yield base
-    finally:
-        stop(process)

@@ -33,7 +33,7 @@ import pytest
 from rich.console import Console
 
 from datasaas import demo
-from datasaas.devserver import free_port, wait_for_server
+from datasaas.devserver import clean_env, running_server
 from datasaas.kit.middleware import CONTENT_SECURITY_POLICY
 from datasaas.storage.engine import Database
 from tests.e2e.test_tracker_browser import CHROMIUM, CHROMIUM_ARGS
@@ -196,22 +196,8 @@ def server(demo_database: Demo, tmp_path: Path) -> Iterator[Server]:
     path = tmp_path / "demo.db"
     shutil.copyfile(demo_database.path, path)
     url = f"sqlite+aiosqlite:///{path}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATASAAS_")}
-    env["DATASAAS_DATABASE_URL"] = url
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "datasaas.app:create_app", "--factory"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    process = subprocess.Popen(command, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(base, process)
+    with running_server(clean_env({"DATASAAS_DATABASE_URL": url})) as base:
         yield Server(base=base, url=url, demo=demo_database)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @dataclass

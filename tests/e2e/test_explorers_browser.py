@@ -6,10 +6,7 @@ strict Content-Security-Policy that production sends.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from datasaas.devserver import free_port, wait_for_server
+from datasaas.devserver import clean_env, running_server
 from datasaas.kit.middleware import CONTENT_SECURITY_POLICY
 from datasaas.storage.engine import Database
 from tests.e2e.test_tracker_browser import CHROMIUM, CHROMIUM_ARGS
@@ -56,15 +53,7 @@ def server(sqlite_template: Path, tmp_path: Path) -> Iterator[Server]:
     shutil.copyfile(sqlite_template, path)
     url = f"sqlite+aiosqlite:///{path}"
     key = asyncio.run(_seed(url))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATASAAS_")}
-    env["DATASAAS_DATABASE_URL"] = url
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "datasaas.app:create_app", "--factory"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    process = subprocess.Popen(command, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(base, process)
+    with running_server(clean_env({"DATASAAS_DATABASE_URL": url})) as base:
         response = httpx.post(
             f"{base}/api/v1/goals",
             params={"site_id": SITE_ID},
@@ -73,12 +62,6 @@ def server(sqlite_template: Path, tmp_path: Path) -> Iterator[Server]:
         )
         assert response.status_code == 200, response.text
         yield Server(base=base, key=key)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture

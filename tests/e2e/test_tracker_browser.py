@@ -8,11 +8,8 @@ goes through the CORS preflight, as on a customer's site.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +21,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from datasaas.devserver import free_port, wait_for_server
+from datasaas.devserver import clean_env, running_server
 from datasaas.storage.engine import Database
 from tests.factories import bearer, make_key, make_site
 
@@ -82,22 +79,8 @@ def server(sqlite_template: Path, tmp_path: Path) -> Iterator[Server]:
     shutil.copyfile(sqlite_template, path)
     url = f"sqlite+aiosqlite:///{path}"
     key = asyncio.run(_seed(url))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATASAAS_")}
-    env["DATASAAS_DATABASE_URL"] = url
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "datasaas.app:create_app", "--factory"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    process = subprocess.Popen(command, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(base, process)
+    with running_server(clean_env({"DATASAAS_DATABASE_URL": url})) as base:
         yield Server(base=base, database_path=path, key=key)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture

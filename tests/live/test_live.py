@@ -20,7 +20,7 @@ import pytest
 import websockets
 from standardwebhooks import Webhook
 
-from datasaas.devserver import free_port, wait_for_server
+from datasaas.devserver import clean_env, free_port, server_process
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers.sites import Scope
 from datasaas.storage.engine import Database
@@ -41,24 +41,9 @@ PAYMENT = (
 @contextmanager
 def server(database_url: str, **env_extra: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A uvicorn worker on the database (like conftest's ``live_server``), killable by the test."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATASAAS_")}
-    env |= {"DATASAAS_DATABASE_URL": database_url, "DATASAAS_GEOIP_DB": str(GEOIP_TEST_DB)}
-    env |= env_extra
-    command = [sys.executable, "-m", "uvicorn", "datasaas.app:create_app", "--factory"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    process = subprocess.Popen(command, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(base, process)
+    settings = {"DATASAAS_DATABASE_URL": database_url, "DATASAAS_GEOIP_DB": str(GEOIP_TEST_DB)}
+    with server_process(clean_env(settings | env_extra)) as (base, process):
         yield base, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 class Subscriber:
