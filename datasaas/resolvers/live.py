@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -105,27 +105,7 @@ async def completion_created(
 
 def ledger_payload(row: LedgerRow) -> dict[str, Any]:
     """A ledger row as JSON-safe values (minor units kept exact as integers)."""
-    return {
-        "id": row.id,
-        "transaction_id": row.transaction_id,
-        "visitor_uid": row.visitor_uid,
-        "amount_minor": row.amount_minor,
-        "currency": row.currency,
-        "reporting_amount_minor": row.reporting_amount_minor,
-        "reporting_currency": row.reporting_currency,
-        "fx_rate": row.fx_rate,
-        "payment_type": row.payment_type,
-        "product_name": row.product_name,
-        "paid_at": _iso(row.paid_at),
-        "original_transaction_id": row.original_transaction_id,
-        "refunded_minor": row.refunded_minor,
-        "billing_interval": row.billing_interval,
-        "billing_interval_count": row.billing_interval_count,
-        "provider": row.provider,
-        "source": row.source,
-        "country": row.country,
-        "device_type": row.device_type,
-    }
+    return {**asdict(row), "paid_at": _iso(row.paid_at)}
 
 
 def ledger_row(payload: dict[str, Any]) -> LedgerRow:
