@@ -117,11 +117,19 @@ class WebhookDispatcher:
     async def step(self) -> None:
         """One round: expand new events, send what is due, now and then prune."""
         now = datetime.now(UTC)
-        await self._expand(now)
-        async with self.database.write() as session:
-            due = await webhook_store.claim_due(
-                session, now=now, lease_until=now + timedelta(seconds=LEASE_SECONDS)
-            )
+        # A read first: an idle worker must not take the write lock twice a second for nothing.
+        async with self.database.read() as session:
+            expand = await outbox_store.has_unfanned(session)
+            send = await webhook_store.has_due(session, now=now)
+        if expand:
+            await self._expand(now)
+            send = True  # the expansion may have added deliveries due now
+        due: list[webhook_store.DueDelivery] = []
+        if send:
+            async with self.database.write() as session:
+                due = await webhook_store.claim_due(
+                    session, now=now, lease_until=now + timedelta(seconds=LEASE_SECONDS)
+                )
         for delivery in due:
             task = asyncio.create_task(self._send(delivery))
             self._sending.add(task)

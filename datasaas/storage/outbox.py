@@ -162,6 +162,15 @@ async def get_events(session: AsyncSession, ids: Sequence[int]) -> dict[int, Sto
     return {event.id: event for event in map(_stored, rows)}
 
 
+_UNFANNED = col(OutboxEvent.fanned_out_at).is_(None)
+
+
+async def has_unfanned(session: AsyncSession) -> bool:
+    """Whether some event still waits to be expanded into webhook deliveries (a read)."""
+    found = await session.scalar(select(col(OutboxEvent.id)).where(_UNFANNED).limit(1))
+    return found is not None
+
+
 async def claim_unfanned(
     session: AsyncSession, *, now: datetime, limit: int = 200
 ) -> list[StoredEvent]:
@@ -170,12 +179,7 @@ async def claim_unfanned(
     On PostgreSQL the rows are locked with ``SKIP LOCKED``, so concurrent dispatchers on other
     workers take other rows; SQLite serialises write transactions anyway.
     """
-    query = (
-        select(OutboxEvent)
-        .where(col(OutboxEvent.fanned_out_at).is_(None))
-        .order_by(col(OutboxEvent.id))
-        .limit(limit)
-    )
+    query = select(OutboxEvent).where(_UNFANNED).order_by(col(OutboxEvent.id)).limit(limit)
     if dialect_name(session) == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = list(await session.scalars(query))

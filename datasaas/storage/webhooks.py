@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, or_
 
@@ -79,6 +79,21 @@ class DueDelivery:
     event: StoredEvent
 
 
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Pending, due, and not leased to a live sender."""
+    return (
+        col(WebhookDelivery.status) == PENDING,
+        col(WebhookDelivery.next_attempt_at) <= now,
+        or_(col(WebhookDelivery.lease_until).is_(None), col(WebhookDelivery.lease_until) < now),
+    )
+
+
+async def has_due(session: AsyncSession, *, now: datetime) -> bool:
+    """Whether some delivery is due now (a read)."""
+    found = await session.scalar(select(col(WebhookDelivery.id)).where(*_due(now)).limit(1))
+    return found is not None
+
+
 async def claim_due(
     session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int = 50
 ) -> list[DueDelivery]:
@@ -88,11 +103,7 @@ async def claim_due(
     """
     query = (
         select(col(WebhookDelivery.id))
-        .where(
-            col(WebhookDelivery.status) == PENDING,
-            col(WebhookDelivery.next_attempt_at) <= now,
-            or_(col(WebhookDelivery.lease_until).is_(None), col(WebhookDelivery.lease_until) < now),
-        )
+        .where(*_due(now))
         .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id))
         .limit(limit)
     )
