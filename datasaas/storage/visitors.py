@@ -85,7 +85,8 @@ async def _known_keys(
 async def set_first_touches(
     session: AsyncSession, *, at: datetime, touches: Mapping[int, Mapping[str, Any]]
 ) -> None:
-    """``set_first_touch`` for many visitors (key -> attributes) in one executemany."""
+    """Record first-touch attributes (key -> attributes) of every visitor who has no first
+    pageview yet, in one executemany; visitors who have one are left as they are."""
     if not touches:
         return
     columns = sorted({name for attributes in touches.values() for name in attributes})
@@ -99,18 +100,6 @@ async def set_first_touches(
         for key, attributes in touches.items()
     ]
     await (await session.connection()).execute(statement, params)
-
-
-async def set_first_touch(
-    session: AsyncSession, *, visitor_id: int, at: datetime, **attributes: Any
-) -> bool:
-    """Record first-touch attributes unless the visitor already has a first pageview."""
-    result = await session.execute(
-        update(Visitor)
-        .where(col(Visitor.id) == visitor_id, col(Visitor.first_pageview_at).is_(None))
-        .values(first_pageview_at=at, **attributes)
-    )
-    return bool(getattr(result, "rowcount", 0))
 
 
 def insert_slots(session: AsyncSession, rows: list[dict[str, Any]] | dict[str, Any]) -> Any:

@@ -39,10 +39,8 @@ async def _person(database: Database, uid: str, attrs: tuple[str | None, ...]) -
         assert visitor is not None
         assert visitor.id is not None
         source, country, device = attrs
-        await visitor_store.set_first_touch(
-            session, visitor_id=visitor.id, at=DAY, source=source, country=country,
-            device_type=device,
-        )  # fmt: skip
+        touch = {"source": source, "country": country, "device_type": device}
+        await visitor_store.set_first_touches(session, at=DAY, touches={visitor.id: touch})
 
 
 class Door:
