@@ -34,9 +34,8 @@ import asyncpg
 import httpx
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
-from benchmarks.dataset import asyncpg_dsn
+from benchmarks.dataset import asyncpg_dsn, drop_postgres, postgres_url
 from benchmarks.report import percentile
 from datasaas.devserver import clean_env, running_server
 
@@ -224,13 +223,10 @@ def sqlite_floor(seconds: float = 2.0) -> float:
 
 async def postgres_floor(admin_url: str, connections: int, seconds: float = 2.0) -> float:
     """Single-row insert transactions per second with raw asyncpg over ``connections``."""
-    name = f"datasaas_floor_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(asyncpg_dsn(admin_url))
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    name = await _create_postgres(admin_url, "datasaas_floor")
     try:
-        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         pool = await asyncpg.create_pool(
-            asyncpg_dsn(url), min_size=connections, max_size=connections
+            asyncpg_dsn(admin_url, name), min_size=connections, max_size=connections
         )
         await pool.execute("CREATE TABLE t (id bigserial PRIMARY KEY, v text)")
         done = 0
@@ -249,27 +245,19 @@ async def postgres_floor(admin_url: str, connections: int, seconds: float = 2.0)
         elapsed = time.perf_counter() - began
         await pool.close()
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_postgres(admin_url, name)
     return done / elapsed
 
 
-async def _fresh_postgres(admin_url: str) -> str:
-    name = f"datasaas_writes_{uuid.uuid4().hex[:8]}"
+async def _create_postgres(admin_url: str, prefix: str) -> str:
+    """Create an empty database with a fresh name on the server; return the name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(asyncpg_dsn(admin_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def _drop_postgres(admin_url: str, url: str) -> None:
-    admin = await asyncpg.connect(asyncpg_dsn(admin_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    return name
 
 
 def print_table(console: Console, label: str, outcomes: Sequence[Outcome]) -> None:
@@ -311,14 +299,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     floor: dict[str, float] = {"sqlite3 WAL/NORMAL, 1 connection": sqlite_floor()}
     if args.postgres:
         for workers in (1, 2):
-            url = asyncio.run(_fresh_postgres(args.postgres))
+            name = asyncio.run(_create_postgres(args.postgres, "datasaas_writes"))
+            url = postgres_url(args.postgres, name)
             label = f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}"
             try:
                 outcomes = run_backend(
                     label, url, workers=workers, requests=requests, concurrency=args.concurrency
                 )
             finally:
-                asyncio.run(_drop_postgres(args.postgres, url))
+                asyncio.run(drop_postgres(args.postgres, name))
             print_table(console, label, outcomes)
             report["runs"][label] = [asdict(o) for o in outcomes]
         for connections in (1, 16):
