@@ -58,9 +58,12 @@ async def readiness(database: Database) -> dict[str, str]:
     """Each check's outcome: ``"ok"`` or ``"failed: <reason>"``; each check runs only after the
     previous one succeeded, each within ``CHECK_TIMEOUT_SECONDS``."""
     checks: dict[str, str] = {}
-    steps = [("database", _read), ("write", _write)]
+    # The disk check comes before the write: on a full disk the write may fail (or, reusing WAL
+    # pages, succeed), and the answer should name the disk either way.
+    steps = [("database", _read)]
     if database.is_sqlite:
         steps.append(("disk", _disk))
+    steps.append(("write", _write))
     for name, check in steps:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
