@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from datasaas.attribution import Device, host_matches, referrer_source
 from datasaas.errors import FieldError, InvalidInput, NotFound
 from datasaas.resolvers import live
-from datasaas.resolvers.goals import store_completion
+from datasaas.resolvers.goals import NewCompletion, store_completions
 from datasaas.resolvers.ingest import TrackedEvent
 from datasaas.storage import pageviews as pageview_store
 from datasaas.storage import sites as site_store
@@ -119,9 +119,10 @@ async def record_events(
     Pageviews are written set-based, a few statements per site and batch whatever its size:
     the visitors' keys (one lookup, one insert of the new ones, one lookup of those), their first
     touch (the first pageview of each visitor who has none yet, in batch order), the pageviews,
-    then their activity slots. Goals go through ``store_completion`` one by one.
+    then their activity slots; the goals likewise (``store_completions``).
     """
     pageviews: dict[str, list[TrackedEvent]] = {}
+    completions: list[NewCompletion] = []
     stored = 0
     for site_id in {event.website_id for event in events}:
         seen = {
@@ -136,17 +137,15 @@ async def record_events(
         stored += 1
         if event.event_type == "goal":
             assert event.goal_name is not None
-            await store_completion(
-                session,
-                site_id=sites[event.website_id].id,
-                name=event.goal_name,
-                uid=event.visitor_id,
-                url=event.url,
-                metadata=event.metadata,
-                at=at,
+            site_id = sites[event.website_id].id
+            completions.append(
+                NewCompletion(
+                    site_id, event.goal_name, event.visitor_id, event.url, event.metadata, at
+                )
             )
         else:
             pageviews.setdefault(event.website_id, []).append(event)
+    await store_completions(session, completions)
     for website_id, site_events in pageviews.items():
         await _record_pageviews(
             session, site=sites[website_id], events=site_events, client=client, at=at

@@ -303,20 +303,46 @@ async def completion_connections(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class NewCompletion:
+    """A validated completion, ready to store."""
+
+    site_id: str
+    name: str
+    uid: str
+    url: str | None
+    metadata: dict[str, Any] | None
+    at: datetime
+
+
+def validate_goal(site_id: str, goal: GoalIn, *, now: datetime | None = None) -> NewCompletion:
+    """Validate a goal completion as received (InvalidInput names the first bad field)."""
+    now = now or datetime.now(UTC)
+    return NewCompletion(
+        site_id=site_id,
+        name=validation.normalize_goal_name(goal.name),
+        uid=validation.visitor_id(goal.visitor_id),
+        url=validation.http_url(goal.url),
+        metadata=validation.metadata(goal.metadata),
+        at=validation.instant(goal.completed_at, field="completed_at", now=now),
+    )
+
+
 async def record_goal(
     session: AsyncSession, *, site_id: str, goal: GoalIn, now: datetime | None = None
 ) -> GoalResult:
     """Validate and store one goal completion (creating the goal and visitor on first sight)."""
-    now = now or datetime.now(UTC)
-    name = validation.normalize_goal_name(goal.name)
-    uid = validation.visitor_id(goal.visitor_id)
-    url = validation.http_url(goal.url)
-    meta = validation.metadata(goal.metadata)
-    completed_at = validation.instant(goal.completed_at, field="completed_at", now=now)
-    await store_completion(
-        session, site_id=site_id, name=name, uid=uid, url=url, metadata=meta, at=completed_at
-    )
-    return GoalResult(created=True, goal_name=name)
+    completion = validate_goal(site_id, goal, now=now)
+    await store_completions(session, [completion])
+    return GoalResult(created=True, goal_name=completion.name)
+
+
+async def record_goals(
+    session: AsyncSession, completions: Sequence[NewCompletion]
+) -> list[GoalResult]:
+    """Store validated completions together (a group commit's set-based batch)."""
+    await store_completions(session, completions)
+    return [GoalResult(created=True, goal_name=completion.name) for completion in completions]
 
 
 async def store_completion(
@@ -329,27 +355,48 @@ async def store_completion(
     metadata: dict[str, Any] | None,
     at: datetime,
 ) -> None:
-    """Write an already validated completion and mark the visitor active (tracker and API)."""
-    goal = await goal_store.goal_id(session, site_id=site_id, name=name, create_at=at)
-    assert goal is not None
-    visitor = await visitor_store.visitor_key(session, site_id=site_id, uid=uid, seen_at=at)
-    await goal_store.insert_completion(
-        session,
-        site_id=site_id,
-        goal_id=goal,
-        visitor_id=visitor,
-        completed_at=at,
-        url=url,
-        metadata=metadata,
-    )
-    await visitor_store.mark_active(session, site_id=site_id, visitor_id=visitor, at=at)
-    await live.completion_created(
-        session,
-        site_id=site_id,
-        goal_name=name,
-        visitor_key=visitor,
-        visitor_uid=uid,
-        url=url,
-        metadata=metadata,
-        at=at,
-    )
+    """Write one already validated completion (see ``store_completions``)."""
+    await store_completions(session, [NewCompletion(site_id, name, uid, url, metadata, at)])
+
+
+async def store_completions(session: AsyncSession, completions: Sequence[NewCompletion]) -> None:
+    """Write already validated completions set-based, whatever their number: per site the goal
+    ids and visitor keys (no statement for cached ones), then one insert of the completions,
+    one of their activity slots, and their outbox events (tracker batches and group commits)."""
+    by_site: dict[str, list[NewCompletion]] = {}
+    for completion in completions:
+        by_site.setdefault(completion.site_id, []).append(completion)
+    rows: list[dict[str, Any]] = []
+    activity: list[tuple[str, int, datetime]] = []
+    events: list[live.CompletionEvent] = []
+    for site_id, site_completions in by_site.items():
+        goals_at: dict[str, datetime] = {}
+        visitors_at: dict[str, datetime] = {}
+        for done in site_completions:  # a new goal or visitor is first seen at its earliest
+            goals_at[done.name] = min(done.at, goals_at.get(done.name, done.at))
+            visitors_at[done.uid] = min(done.at, visitors_at.get(done.uid, done.at))
+        goal_ids = await goal_store.goal_ids(session, site_id=site_id, created_at=goals_at)
+        keys = await visitor_store.visitor_ids(
+            session, site_id=site_id, uids=list(visitors_at), seen_at=visitors_at
+        )
+        for done in site_completions:
+            visitor = keys[done.uid]
+            rows.append(
+                {
+                    "site_id": site_id,
+                    "goal_id": goal_ids[done.name],
+                    "visitor_id": visitor,
+                    "completed_at": done.at,
+                    "url": done.url,
+                    "properties": done.metadata,
+                }
+            )
+            activity.append((site_id, visitor, done.at))
+            events.append(
+                live.CompletionEvent(
+                    site_id, done.name, visitor, done.uid, done.url, done.metadata, done.at
+                )
+            )
+    await goal_store.insert_completions(session, rows)
+    await visitor_store.mark_many_active(session, activity)
+    await live.completions_created(session, events)

@@ -70,37 +70,53 @@ def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat()
 
 
-async def completion_created(
-    session: AsyncSession,
-    *,
-    site_id: str,
-    goal_name: str,
-    visitor_key: int,
-    visitor_uid: str,
-    url: str | None,
-    metadata: dict[str, Any] | None,
-    at: datetime,
-) -> StoredEvent:
-    """Write the ``goal.completed`` event of a stored completion (caller's transaction)."""
-    touch_at = at
-    first = await outbox_store.first_touch(session, visitor_id=visitor_key)
-    payload = {
-        "goal_name": goal_name,
-        "visitor_id": visitor_uid,
-        "completed_at": _iso(at),
-        "url": url,
-        "metadata": metadata,
-        "source": first.source,
-        "country": first.country,
-        "city": first.city,
-        "browser": first.browser,
-        "os": first.os,
-        "device_type": first.device_type,
-    }
-    await touch(session, site_id=site_id, seen={visitor_uid: touch_at})
-    return await outbox_store.add_event(
-        session, site_id=site_id, type=GOAL_COMPLETED, payload=payload, at=datetime.now(UTC)
+@dataclass(frozen=True, slots=True)
+class CompletionEvent:
+    """A stored completion, as its ``goal.completed`` event describes it."""
+
+    site_id: str
+    goal_name: str
+    visitor_key: int
+    visitor_uid: str
+    url: str | None
+    metadata: dict[str, Any] | None
+    at: datetime
+
+
+async def completions_created(
+    session: AsyncSession, completions: Sequence[CompletionEvent]
+) -> list[StoredEvent]:
+    """Write the ``goal.completed`` events of stored completions (caller's transaction): one
+    read of the visitors' first touch, one presence upsert per site, one outbox insert."""
+    if not completions:
+        return []
+    first = await outbox_store.first_touches(
+        session, visitor_ids=[done.visitor_key for done in completions]
     )
+    seen: dict[str, dict[str, datetime]] = {}
+    events = []
+    now = datetime.now(UTC)
+    for done in completions:
+        touch_of = first.get(done.visitor_key, outbox_store.FirstTouch())
+        payload = {
+            "goal_name": done.goal_name,
+            "visitor_id": done.visitor_uid,
+            "completed_at": _iso(done.at),
+            "url": done.url,
+            "metadata": done.metadata,
+            "source": touch_of.source,
+            "country": touch_of.country,
+            "city": touch_of.city,
+            "browser": touch_of.browser,
+            "os": touch_of.os,
+            "device_type": touch_of.device_type,
+        }
+        site_seen = seen.setdefault(done.site_id, {})
+        site_seen[done.visitor_uid] = max(done.at, site_seen.get(done.visitor_uid, done.at))
+        events.append(outbox_store.NewEvent(done.site_id, GOAL_COMPLETED, payload, now))
+    for site_id, visitors in seen.items():
+        await touch(session, site_id=site_id, seen=visitors, now=now)
+    return await outbox_store.add_events(session, events)
 
 
 def ledger_payload(row: LedgerRow) -> dict[str, Any]:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from pyroaring import BitMap
-from sqlalchemy import and_, func, or_, select, union_all
+from sqlalchemy import and_, func, insert, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from datasaas.storage import ids
 from datasaas.storage.activity import goal_activity
 from datasaas.storage.filters import VisitorFilter
 from datasaas.storage.models import Goal, GoalCompletion, Visitor
 from datasaas.storage.sql import aggregate_ids, insert_ignore, parse_ids
+
+# Bounded statement sizes: SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535.
+_CHUNK: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,40 +54,53 @@ async def goal_id(
     session: AsyncSession, *, site_id: str, name: str, create_at: datetime | None = None
 ) -> int | None:
     """Return a goal's id; with ``create_at``, create the goal when the site never recorded it."""
+    if create_at is not None:
+        created = await goal_ids(session, site_id=site_id, created_at={name: create_at})
+        return created[name]
     query = select(col(Goal.id)).where(col(Goal.site_id) == site_id, col(Goal.name) == name)
     found = await session.scalar(query)
-    if found is not None or create_at is None:
+    return int(found) if found is not None else None
+
+
+async def goal_ids(
+    session: AsyncSession, *, site_id: str, created_at: Mapping[str, datetime]
+) -> dict[str, int]:
+    """Ids of a site's goals by name, creating the unknown ones (``created_at``: name -> the
+    instant a new goal is created at). No statement when all are cached; otherwise one lookup,
+    and one insert and one lookup more for new goals."""
+    found: dict[str, int] = {}
+    names = list(created_at)
+    for name in names:
+        known = ids.lookup(session, ("goal", site_id, name))
+        if known is not None:
+            found[name] = known
+    missing = [name for name in dict.fromkeys(names) if name not in found]
+    if not missing:
         return found
-    await session.execute(
-        insert_ignore(session, Goal, {"site_id": site_id, "name": name, "created_at": create_at})
-    )
-    created = await session.scalar(query)
-    assert created is not None
-    return int(created)
+    learnt = await _goal_ids(session, site_id, missing)
+    new = [name for name in missing if name not in learnt]
+    if new:
+        rows = [{"site_id": site_id, "name": name, "created_at": created_at[name]} for name in new]
+        await session.execute(insert_ignore(session, Goal, rows))
+        learnt |= await _goal_ids(session, site_id, new)
+    ids.remember(session, {("goal", site_id, name): key for name, key in learnt.items()})
+    return found | learnt
 
 
-async def insert_completion(
-    session: AsyncSession,
-    *,
-    site_id: str,
-    goal_id: int,
-    visitor_id: int,
-    completed_at: datetime,
-    url: str | None,
-    metadata: dict[str, Any] | None,
-) -> None:
-    """Insert one completion."""
-    session.add(
-        GoalCompletion(
-            site_id=site_id,
-            goal_id=goal_id,
-            visitor_id=visitor_id,
-            completed_at=completed_at,
-            url=url,
-            properties=metadata,
+async def _goal_ids(session: AsyncSession, site_id: str, names: Sequence[str]) -> dict[str, int]:
+    rows = await session.execute(
+        select(col(Goal.name), col(Goal.id)).where(
+            col(Goal.site_id) == site_id, col(Goal.name).in_(names)
         )
     )
-    await session.flush()
+    return {name: key for name, key in rows.all() if key is not None}
+
+
+async def insert_completions(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert completions (each row: site_id, goal_id, visitor_id, completed_at, url,
+    properties) with one Core statement per chunk, no unit of work."""
+    for start in range(0, len(rows), _CHUNK):
+        await session.execute(insert(GoalCompletion), list(rows[start : start + _CHUNK]))
 
 
 def _in_range(start: datetime, end: datetime) -> Any:

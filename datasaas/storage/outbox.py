@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import delete, event, func, select, text, update
+from sqlalchemy import delete, event, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -29,6 +29,8 @@ SIGNAL_KEY: Final = "datasaas_outbox_signal"
 _DIRTY_KEY: Final = "datasaas_outbox_dirty"
 CHANNEL: Final = "datasaas_outbox"
 """The PostgreSQL NOTIFY channel (and the Redis pub/sub channel) of committed events."""
+_CHUNK: Final = 200
+"""Rows per multi-row statement (bounded parameter counts on both backends)."""
 NOTIFY_LIMIT: Final = 7900
 """PostgreSQL's payload limit is 8000 bytes; larger events are announced by id only."""
 
@@ -113,26 +115,62 @@ def new_event_id() -> str:
     return "msg_" + secrets.token_urlsafe(18)
 
 
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An outbox event to insert."""
+
+    site_id: str
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
 async def add_event(
     session: AsyncSession, *, site_id: str, type: str, payload: dict[str, Any], at: datetime
 ) -> StoredEvent:
     """Insert an outbox event in the caller's transaction (and NOTIFY it on PostgreSQL)."""
-    row = OutboxEvent(
-        event_id=new_event_id(), site_id=site_id, type=type, payload=payload, created_at=at
+    (stored,) = await add_events(session, [NewEvent(site_id, type, payload, at)])
+    return stored
+
+
+async def add_events(session: AsyncSession, events: Sequence[NewEvent]) -> list[StoredEvent]:
+    """Insert outbox events in the caller's transaction, in order (one ``INSERT … RETURNING``
+    per chunk, and on PostgreSQL one statement for all their NOTIFYs)."""
+    if not events:
+        return []
+    rows: list[dict[str, Any]] = [
+        {
+            "event_id": new_event_id(),
+            "site_id": e.site_id,
+            "type": e.type,
+            "payload": e.payload,
+            "created_at": e.created_at,
+        }
+        for e in events
+    ]
+    stored: list[StoredEvent] = []
+    statement = insert(OutboxEvent).returning(
+        col(OutboxEvent.id), col(OutboxEvent.event_id), sort_by_parameter_order=True
     )
-    session.add(row)
-    await session.flush()
-    stored = _stored(row)
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        returned = (await session.execute(statement, chunk)).all()
+        for new, (row_id, event_id) in zip(events[start : start + _CHUNK], returned, strict=True):
+            assert row_id is not None
+            stored.append(
+                StoredEvent(row_id, event_id, new.site_id, new.type, new.payload, new.created_at)
+            )
     if dialect_name(session) == "postgresql":
-        wire = json.dumps(stored.to_wire(), separators=(",", ":"))
-        if len(wire.encode()) > NOTIFY_LIMIT:
-            wire = json.dumps({"id": stored.id})
+        wires = []
+        for one in stored:
+            wire = json.dumps(one.to_wire(), separators=(",", ":"))
+            wires.append(wire if len(wire.encode()) <= NOTIFY_LIMIT else json.dumps({"id": one.id}))
         await session.execute(
-            text("SELECT pg_notify(:channel, :payload)"),
-            {
-                "channel": CHANNEL,
-                "payload": wire,
-            },
+            text(
+                "SELECT pg_notify(:channel, wire) "
+                "FROM unnest(CAST(:wires AS text[])) WITH ORDINALITY AS w(wire, n) ORDER BY n"
+            ),
+            {"channel": CHANNEL, "wires": wires},
         )
     session.info[_DIRTY_KEY] = True
     return stored
@@ -248,18 +286,23 @@ class FirstTouch:
     device_type: str | None = None
 
 
-async def first_touch(session: AsyncSession, *, visitor_id: int) -> FirstTouch:
-    """The first-touch attributes of a visitor by integer key."""
-    row = (
-        await session.execute(
+async def first_touches(
+    session: AsyncSession, *, visitor_ids: Sequence[int]
+) -> dict[int, FirstTouch]:
+    """The first-touch attributes of visitors by integer key (one statement per chunk)."""
+    found: dict[int, FirstTouch] = {}
+    unique = list(dict.fromkeys(visitor_ids))
+    for start in range(0, len(unique), _CHUNK):
+        rows = await session.execute(
             select(
+                col(Visitor.id),
                 col(Visitor.source),
                 col(Visitor.country),
                 col(Visitor.city),
                 col(Visitor.browser),
                 col(Visitor.os),
                 col(Visitor.device_type),
-            ).where(col(Visitor.id) == visitor_id)
+            ).where(col(Visitor.id).in_(unique[start : start + _CHUNK]))
         )
-    ).one_or_none()
-    return FirstTouch(*row) if row is not None else FirstTouch()
+        found |= {key: FirstTouch(*rest) for key, *rest in rows.all() if key is not None}
+    return found

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from datasaas.periods import SLOT_SECONDS
+from datasaas.storage import ids
 from datasaas.storage.activity import touch_hour
 from datasaas.storage.models import (
     GoalCompletion,
@@ -52,19 +53,48 @@ class VisitorKey:
 
 
 async def visitor_keys(
-    session: AsyncSession, *, site_id: str, uids: Sequence[str], seen_at: datetime
+    session: AsyncSession,
+    *,
+    site_id: str,
+    uids: Sequence[str],
+    seen_at: datetime | Mapping[str, datetime],
 ) -> dict[str, VisitorKey]:
-    """Return the keys of many visitors, creating the unknown ones: three statements a chunk."""
+    """Return the keys of many visitors, creating the unknown ones (first seen at ``seen_at``,
+    one instant for all or one per visitor): three statements a chunk."""
     keys: dict[str, VisitorKey] = {}
     for start in range(0, len(uids), _CHUNK):
         chunk = uids[start : start + _CHUNK]
         keys |= await _known_keys(session, site_id, chunk)
         missing = [uid for uid in chunk if uid not in keys]
         if missing:
-            rows = [{"site_id": site_id, "uid": uid, "first_seen_at": seen_at} for uid in missing]
+            rows = [
+                {
+                    "site_id": site_id,
+                    "uid": uid,
+                    "first_seen_at": seen_at if isinstance(seen_at, datetime) else seen_at[uid],
+                }
+                for uid in missing
+            ]
             await session.execute(insert_ignore(session, Visitor, rows))
             keys |= await _known_keys(session, site_id, missing)
+    ids.remember(session, {("visitor", site_id, uid): found.key for uid, found in keys.items()})
     return keys
+
+
+async def visitor_ids(
+    session: AsyncSession, *, site_id: str, uids: Sequence[str], seen_at: Mapping[str, datetime]
+) -> dict[str, int]:
+    """The integer keys of many visitors, creating the unknown ones; cached keys cost nothing."""
+    found: dict[str, int] = {}
+    for uid in uids:
+        known = ids.lookup(session, ("visitor", site_id, uid))
+        if known is not None:
+            found[uid] = known
+    missing = [uid for uid in dict.fromkeys(uids) if uid not in found]
+    if missing:
+        keys = await visitor_keys(session, site_id=site_id, uids=missing, seen_at=seen_at)
+        found |= {uid: visitor.key for uid, visitor in keys.items()}
+    return found
 
 
 async def _known_keys(
@@ -123,10 +153,27 @@ async def mark_active(
     session: AsyncSession, *, site_id: str, visitor_id: int, at: datetime
 ) -> None:
     """Record that a visitor was active in the 15-minute slot containing ``at``."""
-    await touch_hour(session, site_id=site_id, at=at)
-    await session.execute(
-        insert_slots(session, {"site_id": site_id, "slot": slot_of(at), "visitor_id": visitor_id})
-    )
+    await mark_many_active(session, [(site_id, visitor_id, at)])
+
+
+async def mark_many_active(
+    session: AsyncSession, activity: Sequence[tuple[str, int, datetime]]
+) -> None:
+    """Record (site, visitor key, instant) activity: the slots in one insert per chunk, and one
+    hour-version bump per finished hour they reach back into."""
+    for site_id, _, at in activity:
+        await touch_hour(session, site_id=site_id, at=at)
+    ordered = sorted({(site_id, slot_of(at), visitor) for site_id, visitor, at in activity})
+    for start in range(0, len(ordered), _CHUNK):
+        await session.execute(
+            insert_slots(
+                session,
+                [
+                    {"site_id": site_id, "slot": slot, "visitor_id": visitor}
+                    for site_id, slot, visitor in ordered[start : start + _CHUNK]
+                ],
+            )
+        )
 
 
 async def get_visitor_by_key(session: AsyncSession, visitor_id: int) -> str:
