@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -279,20 +280,22 @@ async def _write_once(
     request_fingerprint: str,
     work: Callable[[AsyncSession], Coroutine[Any, Any, BaseModel]],
 ) -> Response:
-    """Run a write in one transaction under the Idempotency-Key protocol of the resolvers."""
-    async with database.write() as session:
+    """Run a write in a group commit under the Idempotency-Key protocol of the resolvers."""
 
+    async def run(session: AsyncSession) -> idempotency.Answer:
         async def answer() -> idempotency.Answer:
             response = _send(await work(session))
             return idempotency.Answer(response.status_code, bytes(response.body))
 
-        outcome = await idempotency.answer_once(
+        return await idempotency.answer_once(
             session,
             api_key_id=target.api_key_id,
             key=idempotency_key,
             request_fingerprint=request_fingerprint,
             work=answer,
         )
+
+    outcome = await database.submit(run)
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return Response(
         outcome.body,
@@ -325,12 +328,20 @@ async def create_goal(
     body = await read_json_object(request, allowed=GOAL_FIELDS)
     goal = GoalIn(**{field: body.get(field) for field in GOAL_FIELDS})
 
-    async def work(session: AsyncSession) -> BaseModel:
-        result = await goal_resolvers.record_goal(session, site_id=target.site_id, goal=goal)
+    def respond(result: goal_resolvers.GoalResult) -> BaseModel:
         return models.GoalCreateResponse(
             results=models.GoalCreated(created=result.created, goal_name=result.goal_name),
             meta=models.SiteMeta(site_id=target.site_id),
         )
+
+    if idempotency_key is None:  # the common case: validated here, written with its neighbours
+        completion = goal_resolvers.validate_goal(target.site_id, goal)
+        return _send(
+            respond(await database.submit_batched(goal_resolvers.record_goals, completion))
+        )
+
+    async def work(session: AsyncSession) -> BaseModel:
+        return respond(await goal_resolvers.record_goal(session, site_id=target.site_id, goal=goal))
 
     fingerprint = idempotency.fingerprint("goals", target.site_id, body)
     return await _write_once(database, target, idempotency_key, fingerprint, work)
@@ -423,10 +434,11 @@ async def delete_payment(
     database: DatabaseDep,
 ) -> Response:
     """Delete a payment (requires a Read & Write key); refunds naming it must go first (409)."""
-    async with database.write() as session:
-        deleted = await payment_resolvers.delete_payment(
-            session, site_id=target.site_id, transaction_id=transaction_id
+    deleted = await database.submit(
+        partial(
+            payment_resolvers.delete_payment, site_id=target.site_id, transaction_id=transaction_id
         )
+    )
     return _send(
         models.PaymentDeleteResponse(
             results=models.PaymentDeleted(deleted=True, transaction_id=deleted.transaction_id),

@@ -7,13 +7,16 @@ out of the transaction (so it rolls back and nothing is stored) and only then tu
 
 from __future__ import annotations
 
+from functools import partial
+
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.errors import Conflict, InvalidInput, NotFound
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers.goals import GOAL_FIELDS, GoalIn
-from datasaas.resolvers.payments import PAYMENT_FIELDS, PaymentIn
+from datasaas.resolvers.payments import PAYMENT_FIELDS, PaymentIn, PaymentResult
 from datasaas.resolvers.sites import require_site
 from datasaas.schema.context import Context
 from datasaas.schema.errors import field_path
@@ -27,6 +30,7 @@ from datasaas.schema.types import (
     UserError,
     given,
 )
+from datasaas.storage.payments import LedgerRow
 
 
 def user_errors(exc: InvalidInput | Conflict) -> list[UserError]:
@@ -55,8 +59,8 @@ async def resolve_create_goal(
     await info.context.authorize(site_id, write=True)
     goal = GoalIn(**{field: given(getattr(input, field)) for field in GOAL_FIELDS})
     try:
-        async with info.context.database.write() as session:
-            result = await goal_resolvers.record_goal(session, site_id=site_id, goal=goal)
+        completion = goal_resolvers.validate_goal(site_id, goal)
+        result = await info.context.database.submit_batched(goal_resolvers.record_goals, completion)
     except (InvalidInput, Conflict) as exc:
         return CreateGoalPayload(created=False, goal_name=None, user_errors=user_errors(exc))
     return CreateGoalPayload(created=result.created, goal_name=result.goal_name, user_errors=[])
@@ -69,10 +73,13 @@ async def resolve_create_payment(
     await info.context.authorize(site_id, write=True)
     payment = PaymentIn(**{field: given(getattr(input, field)) for field in PAYMENT_FIELDS})
     try:
-        async with info.context.database.write() as session:
+
+        async def write(session: AsyncSession) -> tuple[PaymentResult, LedgerRow]:
             site = await require_site(session, site_id)
             result = await payment_resolvers.record_payment(session, site=site, payment=payment)
-            row = await payment_resolvers.ledger_entry(session, payment=result.payment)
+            return result, await payment_resolvers.ledger_entry(session, payment=result.payment)
+
+        result, row = await info.context.database.submit(write)
     except (InvalidInput, Conflict) as exc:
         return CreatePaymentPayload(
             created=False,
@@ -94,10 +101,11 @@ async def resolve_delete_payment(
     """Delete one payment, or report why not (NOT_FOUND, CONFLICT while refunds name it)."""
     await info.context.authorize(site_id, write=True)
     try:
-        async with info.context.database.write() as session:
-            deleted = await payment_resolvers.delete_payment(
-                session, site_id=site_id, transaction_id=transaction_id
+        deleted = await info.context.database.submit(
+            partial(
+                payment_resolvers.delete_payment, site_id=site_id, transaction_id=transaction_id
             )
+        )
     except NotFound as exc:
         error = UserError(field=["transactionId"], message=exc.message, code="NOT_FOUND")
         return DeletePaymentPayload(deleted=False, transaction_id=None, user_errors=[error])

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
@@ -28,10 +28,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from datasaas.storage import ids
 from datasaas.storage.activity import CACHE_KEY, ActivityCache
+from datasaas.storage.group_commit import GroupCommit
 from datasaas.storage.outbox import SIGNAL_KEY, OutboxSignal
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
+P = TypeVar("P")
 _BEGIN_OPTION = "datasaas_sqlite_begin"
 
 
@@ -126,10 +130,27 @@ class Database:
             write_engine = self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
         self.activity_cache = ActivityCache(self.write)
         self.outbox_signal = OutboxSignal()
-        info = {CACHE_KEY: self.activity_cache, SIGNAL_KEY: self.outbox_signal}
+        self.ids = ids.IdCache()
+        info = {
+            CACHE_KEY: self.activity_cache,
+            SIGNAL_KEY: self.outbox_signal,
+            ids.CACHE_KEY: self.ids,
+        }
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False, info=info)
         self._writer = async_sessionmaker(write_engine, expire_on_commit=False, info=info)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self.group_commit = GroupCommit(self.write)
+
+    async def submit(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run a write in the next group commit (see ``group_commit``): in a savepoint of a
+        transaction shared with the writes waiting beside it, answered once that committed."""
+        return await self.group_commit.submit(work)
+
+    async def submit_batched(
+        self, batch: Callable[[AsyncSession, Sequence[P]], Awaitable[Sequence[T]]], payload: P
+    ) -> T:
+        """Like ``submit``, written set-based with the same ``batch``'s other waiting payloads."""
+        return await self.group_commit.submit_batched(batch, payload)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -154,6 +175,7 @@ class Database:
             self._write_lock.release()
 
     async def dispose(self) -> None:
-        """Finish pending cache writes, then close every pooled connection."""
+        """Finish queued writes and pending cache writes, then close every pooled connection."""
+        await self.group_commit.stop()
         await self.activity_cache.drain()
         await self.engine.dispose()

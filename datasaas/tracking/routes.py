@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from typing import Any, Final, Literal
 
@@ -236,10 +236,14 @@ async def _ingest(
     if not device.is_bot and any(live.shows_presence(event.event_type) for event in events):
         country, city = geo.lookup(ip)
         client = event_resolvers.ClientInfo(device=device, country=country, city=city)
-        async with database.write() as session:
-            stored = await event_resolvers.record_events(
-                session, sites=sites, events=events, client=client, at=datetime.now(UTC)
-            )
+        record = partial(
+            event_resolvers.record_events,
+            sites=sites,
+            events=events,
+            client=client,
+            at=datetime.now(UTC),
+        )
+        stored = await database.submit(record)
     return JSONResponse(
         EventsAccepted(received=len(events), stored=stored).model_dump(),
         status_code=202,
