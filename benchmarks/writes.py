@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from rich.table import Table
 
 from benchmarks.dataset import asyncpg_dsn, drop_postgres, postgres_url
 from benchmarks.report import percentile
-from datasaas.devserver import clean_env, running_server
+from datasaas.devserver import clean_env, server_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / ".bench"
@@ -69,6 +70,8 @@ class Outcome:
     p50_ms: float
     p99_ms: float
     statuses: dict[str, int]
+    server_cpu_ms: float | None = None
+    """Server CPU time (user + system, every worker) per request: robust to a loaded machine."""
     ratio_to_healthz: float | None = None
 
 
@@ -191,16 +194,35 @@ def run_backend(
     env, key = prepare(database_url)
     run = uuid.uuid4().hex[:8]
     outcomes: list[Outcome] = []
-    with running_server(env, workers=workers, timeout=60, cwd=REPO_ROOT) as base:
+    with server_process(env, workers=workers, timeout=60, cwd=REPO_ROOT) as (base, process):
         for scenario in scenarios(run):
             batched = scenario.events_per_request > 1
             count = max(requests // 10, 30) if batched else requests
             asyncio.run(saturate(base, key, scenario, min(count, 50), concurrency))  # warm up
-            outcomes.append(asyncio.run(saturate(base, key, scenario, count, concurrency)))
+            cpu = server_cpu_seconds(process.pid)
+            outcome = asyncio.run(saturate(base, key, scenario, count, concurrency))
+            cpu_ms = (server_cpu_seconds(process.pid) - cpu) * 1000 / outcome.requests
+            outcomes.append(Outcome(**{**asdict(outcome), "server_cpu_ms": cpu_ms}))
     ceiling = outcomes[0].requests_per_s
     return [
         Outcome(**{**asdict(o), "ratio_to_healthz": o.requests_per_s / ceiling}) for o in outcomes
     ]
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its living descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def sqlite_floor(seconds: float = 2.0) -> float:
@@ -263,7 +285,8 @@ async def _create_postgres(admin_url: str, prefix: str) -> str:
 def print_table(console: Console, label: str, outcomes: Sequence[Outcome]) -> None:
     """One Rich table per backend and worker count."""
     table = Table(title=f"Writes: {label}")
-    for column in ("request", "req/s", "events/s", "p50 ms", "p99 ms", "/ healthz", "statuses"):
+    columns = ("request", "req/s", "events/s", "p50 ms", "p99 ms", "/ healthz", "CPU ms/req")
+    for column in (*columns, "statuses"):
         table.add_column(column, justify="left" if column in {"request", "statuses"} else "right")
     for o in outcomes:
         table.add_row(
@@ -273,6 +296,7 @@ def print_table(console: Console, label: str, outcomes: Sequence[Outcome]) -> No
             f"{o.p50_ms:.1f}",
             f"{o.p99_ms:.1f}",
             f"{(o.ratio_to_healthz or 0) * 100:.0f}%",
+            f"{o.server_cpu_ms:.2f}" if o.server_cpu_ms is not None else "",
             " ".join(f"{s}:{n}" for s, n in sorted(o.statuses.items())),
         )
     console.print(table)

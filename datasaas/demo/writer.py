@@ -2,8 +2,8 @@
 
 Visitors (first-touch attributes set directly: demo traffic has no real IP or User-Agent) and
 pageviews are bulk-imported (``resolvers.imports``); goal completions and payments go through
-the resolvers (``store_completion``, ``record_payment``) like API writes. Everything happens in
-the caller's transaction, so a run fills the site completely or not at all.
+the resolvers (``store_completions``, set-based, and ``record_payment``) like API writes.
+Everything happens in the caller's transaction, so a run fills the site completely or not at all.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from datasaas.billing import PaymentType
 from datasaas.demo.planner import Traffic
 from datasaas.errors import Conflict
 from datasaas.resolvers import imports as import_resolvers
-from datasaas.resolvers.goals import store_completion
+from datasaas.resolvers.goals import NewCompletion, store_completions
 from datasaas.resolvers.payments import record_payment
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ __all__ = ["DemoSummary", "report", "write_traffic"]
 
 # Pageviews per import call: the progress bar moves between calls.
 _PAGEVIEW_STEP = 2000
+# Goal completions per set-based write.
+_GOAL_STEP = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +94,16 @@ async def write_traffic(
             )
             progress.update(task, advance=len(chunk))
         progress.update(task, description="Goal completions")
-        for goal in traffic.goals:
-            await store_completion(
+        for start in range(0, len(traffic.goals), _GOAL_STEP):
+            goals = traffic.goals[start : start + _GOAL_STEP]
+            await store_completions(
                 session,
-                site_id=site.id,
-                name=goal.name,
-                uid=goal.uid,
-                url=goal.url,
-                metadata=goal.metadata,
-                at=goal.at,
+                [
+                    NewCompletion(site.id, goal.name, goal.uid, goal.url, goal.metadata, goal.at)
+                    for goal in goals
+                ],
             )
-            progress.update(task, advance=1)
+            progress.update(task, advance=len(goals))
         progress.update(task, description="Payments")
         for event in traffic.payments:
             await record_payment(session, site=site, payment=event.payment, now=now)

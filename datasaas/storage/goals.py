@@ -16,7 +16,13 @@ from datasaas.storage import ids
 from datasaas.storage.activity import goal_activity
 from datasaas.storage.filters import VisitorFilter
 from datasaas.storage.models import Goal, GoalCompletion, Visitor
-from datasaas.storage.sql import aggregate_ids, insert_ignore, parse_ids
+from datasaas.storage.sql import (
+    aggregate_ids,
+    core_rows,
+    core_table,
+    insert_many_ignoring_conflicts,
+    parse_ids,
+)
 
 # Bounded statement sizes: SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535.
 _CHUNK: Final = 500
@@ -81,7 +87,7 @@ async def goal_ids(
     new = [name for name in missing if name not in learnt]
     if new:
         rows = [{"site_id": site_id, "name": name, "created_at": created_at[name]} for name in new]
-        await session.execute(insert_ignore(session, Goal, rows))
+        await insert_many_ignoring_conflicts(session, Goal, rows)
         learnt |= await _goal_ids(session, site_id, new)
     ids.remember(session, {("goal", site_id, name): key for name, key in learnt.items()})
     return found | learnt
@@ -99,8 +105,10 @@ async def _goal_ids(session: AsyncSession, site_id: str, names: Sequence[str]) -
 async def insert_completions(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Insert completions (each row: site_id, goal_id, visitor_id, completed_at, url,
     properties) with one Core statement per chunk, no unit of work."""
+    table = core_table(GoalCompletion)
     for start in range(0, len(rows), _CHUNK):
-        await session.execute(insert(GoalCompletion), list(rows[start : start + _CHUNK]))
+        chunk = core_rows(GoalCompletion, rows[start : start + _CHUNK])
+        await session.execute(insert(table), chunk)
 
 
 def _in_range(start: datetime, end: datetime) -> Any:

@@ -13,8 +13,9 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from datasaas.storage import ids
 from datasaas.storage.models import Visitor
-from datasaas.storage.sql import insert_ignore
+from datasaas.storage.sql import insert_many_ignoring_conflicts
 
 # Bounded statement sizes: SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535.
 _CHUNK = 500
@@ -35,8 +36,8 @@ async def insert_visitors(
     """
     keys: dict[str, int] = {}
     for chunk in _chunks(rows):
-        await session.execute(
-            insert_ignore(session, Visitor, [{**row, "site_id": site_id} for row in chunk])
+        await insert_many_ignoring_conflicts(
+            session, Visitor, [{**row, "site_id": site_id} for row in chunk]
         )
         uids = [row["uid"] for row in chunk]
         found = await session.execute(
@@ -45,6 +46,7 @@ async def insert_visitors(
             )
         )
         keys.update({uid: int(key) for uid, key in found.all() if key is not None})
+    ids.remember(session, {("visitor", site_id, uid): key for uid, key in keys.items()})
     return keys
 
 

@@ -23,7 +23,7 @@ from sqlmodel import col
 
 from datasaas.storage.live_models import OutboxEvent, RealtimeVisitor, WebhookDelivery
 from datasaas.storage.models import Visitor
-from datasaas.storage.sql import dialect_insert, dialect_name
+from datasaas.storage.sql import core_table, dialect_insert, dialect_name
 
 SIGNAL_KEY: Final = "datasaas_outbox_signal"
 _DIRTY_KEY: Final = "datasaas_outbox_dirty"
@@ -149,9 +149,8 @@ async def add_events(session: AsyncSession, events: Sequence[NewEvent]) -> list[
         for e in events
     ]
     stored: list[StoredEvent] = []
-    statement = insert(OutboxEvent).returning(
-        col(OutboxEvent.id), col(OutboxEvent.event_id), sort_by_parameter_order=True
-    )
+    table = core_table(OutboxEvent)
+    statement = insert(table).returning(table.c.id, table.c.event_id, sort_by_parameter_order=True)
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
         returned = (await session.execute(statement, chunk)).all()

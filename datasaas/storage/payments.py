@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select
@@ -217,6 +218,7 @@ def _ledger_conditions(
     return conditions
 
 
+@cache  # statements are immutable; building this one (an alias, a subquery) is not cheap
 def _ledger_select() -> Any:
     refund = aliased(Payment)
     refunded = (

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, cast, func
+from sqlalchemy import BigInteger, ColumnElement, Table, cast, func, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
@@ -24,6 +24,24 @@ def dialect_insert(session: AsyncSession) -> Any:
     return postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
 
 
+def core_table(model: Any) -> Table:
+    """The Core table of a table model: bulk statements on it skip the ORM's bulk-insert layer."""
+    table: Table = model.__table__
+    return table
+
+
+def core_rows(model: Any, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows keyed by a model's attribute names, keyed by its table's column keys instead (they
+    differ where a column is renamed, such as ``GoalCompletion.properties`` → ``metadata``).
+    An unknown name raises: Core would silently drop it."""
+    columns = inspect(model).columns
+    keys = {name: column.key for name, column in columns.items()}
+    try:
+        return [{keys[name]: value for name, value in row.items()} for row in rows]
+    except KeyError as exc:
+        raise ValueError(f"{model.__name__} has no column {exc.args[0]!r}") from None
+
+
 def insert_ignore(
     session: AsyncSession, table: Any, rows: Iterable[dict[str, Any]] | dict[str, Any]
 ) -> Insert:
@@ -31,6 +49,20 @@ def insert_ignore(
     values = rows if isinstance(rows, dict) else list(rows)
     statement: Insert = dialect_insert(session)(table).values(values).on_conflict_do_nothing()
     return statement
+
+
+async def insert_many_ignoring_conflicts(
+    session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]]
+) -> None:
+    """``INSERT ... ON CONFLICT DO NOTHING`` of many rows as one executemany of a Core statement
+    (compiled once and cached; a multi-row ``VALUES`` is compiled anew for every batch). Rows
+    missing a column another row has get NULL there."""
+    if not rows:
+        return
+    columns = list(dict.fromkeys(name for row in rows for name in row))
+    params = core_rows(model, [{name: row.get(name) for name in columns} for row in rows])
+    statement = dialect_insert(session)(core_table(model)).on_conflict_do_nothing()
+    await session.execute(statement, params)
 
 
 def epoch_seconds(session: AsyncSession, column: Any) -> ColumnElement[int]:

@@ -21,27 +21,22 @@ from datasaas.storage.models import (
     Visitor,
     VisitorSlot,
 )
-from datasaas.storage.sql import dialect_insert, dialect_name, insert_ignore, slot_of
+from datasaas.storage.sql import (
+    core_table,
+    dialect_insert,
+    dialect_name,
+    insert_many_ignoring_conflicts,
+    slot_of,
+)
 
 # Bounded statement sizes: SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535.
 _CHUNK: Final = 500
 
 
 async def visitor_key(session: AsyncSession, *, site_id: str, uid: str, seen_at: datetime) -> int:
-    """Return the integer key of a visitor, creating the visitor on first sight."""
-    found = await session.scalar(
-        select(col(Visitor.id)).where(col(Visitor.site_id) == site_id, col(Visitor.uid) == uid)
-    )
-    if found is not None:
-        return int(found)
-    await session.execute(
-        insert_ignore(session, Visitor, {"site_id": site_id, "uid": uid, "first_seen_at": seen_at})
-    )
-    key = await session.scalar(
-        select(col(Visitor.id)).where(col(Visitor.site_id) == site_id, col(Visitor.uid) == uid)
-    )
-    assert key is not None
-    return int(key)
+    """Return the integer key of a visitor, creating the visitor on first sight (cached)."""
+    keys = await visitor_ids(session, site_id=site_id, uids=[uid], seen_at={uid: seen_at})
+    return keys[uid]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +70,7 @@ async def visitor_keys(
                 }
                 for uid in missing
             ]
-            await session.execute(insert_ignore(session, Visitor, rows))
+            await insert_many_ignoring_conflicts(session, Visitor, rows)
             keys |= await _known_keys(session, site_id, missing)
     ids.remember(session, {("visitor", site_id, uid): found.key for uid, found in keys.items()})
     return keys
@@ -132,16 +127,18 @@ async def set_first_touches(
     await (await session.connection()).execute(statement, params)
 
 
-def insert_slots(session: AsyncSession, rows: list[dict[str, Any]] | dict[str, Any]) -> Any:
-    """``INSERT`` activity slot rows, keeping the ones that exist.
+def insert_slots(session: AsyncSession) -> Any:
+    """``INSERT`` activity slot rows, keeping the ones that exist: run it with the rows as
+    parameters (an executemany, compiled once and cached, where multi-row ``VALUES`` would be
+    compiled anew for every batch).
 
     On PostgreSQL an existing row is also locked (``DO UPDATE ... WHERE false`` updates nothing
     but locks), so a concurrent ``unmark_active`` either sees this transaction's event once it
     commits, or deletes the row first and this insert then re-creates it.
     """
+    statement = dialect_insert(session)(core_table(VisitorSlot))
     if dialect_name(session) != "postgresql":
-        return insert_ignore(session, VisitorSlot, rows)
-    statement = dialect_insert(session)(VisitorSlot).values(rows)
+        return statement.on_conflict_do_nothing()
     return statement.on_conflict_do_update(
         index_elements=["site_id", "slot", "visitor_id"],
         set_={"visitor_id": statement.excluded.visitor_id},
@@ -159,21 +156,14 @@ async def mark_active(
 async def mark_many_active(
     session: AsyncSession, activity: Sequence[tuple[str, int, datetime]]
 ) -> None:
-    """Record (site, visitor key, instant) activity: the slots in one insert per chunk, and one
+    """Record (site, visitor key, instant) activity: the slots in one executemany, and one
     hour-version bump per finished hour they reach back into."""
     for site_id, _, at in activity:
         await touch_hour(session, site_id=site_id, at=at)
     ordered = sorted({(site_id, slot_of(at), visitor) for site_id, visitor, at in activity})
-    for start in range(0, len(ordered), _CHUNK):
-        await session.execute(
-            insert_slots(
-                session,
-                [
-                    {"site_id": site_id, "slot": slot, "visitor_id": visitor}
-                    for site_id, slot, visitor in ordered[start : start + _CHUNK]
-                ],
-            )
-        )
+    if ordered:  # in key order, so that concurrent writers lock rows in one order
+        rows = [{"site_id": site, "slot": slot, "visitor_id": key} for site, slot, key in ordered]
+        await session.execute(insert_slots(session), rows)
 
 
 async def get_visitor_by_key(session: AsyncSession, visitor_id: int) -> str:
