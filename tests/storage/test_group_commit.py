@@ -71,7 +71,8 @@ async def test_a_failing_write_fails_alone_and_leaves_nothing(database: Database
         database.submit(lambda s: good(s, "b")),
         return_exceptions=True,
     )
-    assert outcomes[0] == "a" and outcomes[2] == "b"
+    assert outcomes[0] == "a"
+    assert outcomes[2] == "b"
     assert isinstance(outcomes[1], Conflict)
     async with database.read() as session:
         uids = set((await session.scalars(select(col(Visitor.uid)))).all())
@@ -79,7 +80,8 @@ async def test_a_failing_write_fails_alone_and_leaves_nothing(database: Database
     assert uids == {"a", "b"}
     assert await _count(database, col(GoalCompletion.id)) == 2
     # The rolled-back write's hour bump did not stop the neighbours' own bump.
-    assert versions and all(v >= 1 for v in versions)
+    assert versions
+    assert all(v >= 1 for v in versions)
     # Nor did it leave its rolled-back visitor id in the id cache.
     assert database.ids.get(("visitor", "ds_test", "doomed")) is None
     assert database.ids.get(("visitor", "ds_test", "a")) is not None
@@ -103,7 +105,8 @@ async def test_a_set_based_batch_that_raises_is_retried_one_by_one(database: Dat
         *(database.submit_batched(batch, p) for p in ["x", "bad", "y", "z"]),
         return_exceptions=True,
     )
-    assert outcomes[0] == "x" and outcomes[2:] == ["y", "z"]
+    assert outcomes[0] == "x"
+    assert outcomes[2:] == ["y", "z"]
     assert isinstance(outcomes[1], Conflict)
     assert await _count(database, col(GoalCompletion.id)) == 3
     assert calls[0] > 1  # tried together first
