@@ -1,0 +1,277 @@
+"""Revenue at columnar speed: per finished UTC hour and day, new revenue, refunds and payers.
+
+Unfiltered revenue reads split their range as the activity bitmaps do (``periods.plan_range``:
+finished whole UTC days, then finished whole hours, then raw windows) and answer from
+``revenue_rollup`` rows plus the payments of the raw windows. A rollup holds the sums of
+``reporting_amount_minor`` (one-time + recurring; refunds) and a roaring bitmap of the visitor
+keys with a non-refund payment of ``amount_minor > 0``, so distinct paying visitors over a range
+are a union of bitmaps, exact.
+
+Invalidation is the activity bitmaps' own: a rollup carries the ``hour_version`` of its hour
+(for a day, the sum over its 24 hours) at the moment its rows were read, and is used only while
+that version is current. Every payment write calls ``visitors.mark_active`` and every delete
+``visitors.unmark_active``, both of which ``touch_hour`` the payment's hour when that hour is
+over; payments are never updated in place. So a payment, refund, backdated payment or delete
+landing in a cached hour makes that hour (and its day) stale, with no new statement on the write
+path. Writes to the current hour do not bump, and periods are only cached once they ended more
+than ``CACHE_GRACE`` ago, longer than any write transaction lives. Versions are read before the
+rows a rollup is built from, so a write committed in between leaves it stale from birth.
+
+Built rollups are stored in the background by the database's ``ActivityCache`` (one store at a
+time, on a write session of its own); requests needing the same stale periods share one build.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pyroaring import BitMap
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from datasaas.periods import (
+    DAY,
+    HOUR,
+    MICROSECOND,
+    Window,
+    instant_of,
+    plan_range,
+    runs,
+    seconds_of,
+)
+from datasaas.storage.activity import CACHE_KEY, ActivityCache, period_versions
+from datasaas.storage.engine import background_context
+from datasaas.storage.models import Payment, RevenueRollup
+from datasaas.storage.sql import dialect_insert
+
+REFUND = "refund"
+
+MAX_RAW_WINDOWS = 64
+"""A series whose buckets leave more raw windows than this (hourly buckets in a half-hour zone)
+is grouped in SQL instead: each window costs two bound parameters."""
+
+
+@dataclass(slots=True)
+class Rollup:
+    """Revenue of a period or a range, in the site's minor units."""
+
+    new_minor: int = 0
+    refund_minor: int = 0
+    payers: BitMap = field(default_factory=BitMap)
+
+    def add(self, other: Rollup) -> None:
+        """Merge another period's revenue into this one."""
+        self.new_minor += other.new_minor
+        self.refund_minor += other.refund_minor
+        self.payers |= other.payers
+
+
+Rollups = dict[int, Rollup]
+"""period -> rollup"""
+
+
+# -- building from payments ------------------------------------------------------------------
+
+
+def _payment_rows(site_id: str, windows: Sequence[Window]) -> Any:
+    paid_at = col(Payment.paid_at)
+    return select(
+        paid_at,
+        col(Payment.payment_type),
+        col(Payment.amount_minor),
+        col(Payment.visitor_id),
+        col(Payment.reporting_amount_minor),
+    ).where(
+        col(Payment.site_id) == site_id,
+        or_(*(and_(paid_at >= start, paid_at < end) for start, end in windows)),
+    )
+
+
+def _add_payment(rollup: Rollup, kind: str, amount: int, visitor: int, reporting: int) -> None:
+    if kind == REFUND:
+        rollup.refund_minor += reporting
+    else:
+        rollup.new_minor += reporting
+        if amount > 0:
+            rollup.payers.add(visitor)
+
+
+async def _build_hours(session: AsyncSession, site_id: str, hours: Sequence[int]) -> Rollups:
+    """Rollups of ``hours`` computed from the payments (the hour taken in Python, exactly)."""
+    built: Rollups = {hour: Rollup() for hour in hours}
+    windows = [(instant_of(first * HOUR), instant_of(stop * HOUR)) for first, stop in runs(hours)]
+    rows = await session.execute(_payment_rows(site_id, windows))
+    for paid_at, kind, amount, visitor, reporting in rows.all():
+        _add_payment(built[seconds_of(paid_at) // HOUR], kind, amount, visitor, reporting)
+    return built
+
+
+def _days_from_hours(days: Sequence[int], hours: Rollups) -> Rollups:
+    result: Rollups = {day: Rollup() for day in days}
+    for hour, rollup in hours.items():
+        result[hour * HOUR // DAY].add(rollup)
+    return result
+
+
+async def _store(
+    session: AsyncSession, site_id: str, span: int, built: Rollups, versions: dict[int, int]
+) -> None:
+    """Upsert built rollups; a row already cached at the same or a newer version wins."""
+    rows = [
+        {
+            "site_id": site_id,
+            "span": span,
+            "period": period,
+            "version": versions[period],
+            "new_minor": rollup.new_minor,
+            "refund_minor": rollup.refund_minor,
+            "payers": rollup.payers.serialize(),
+        }
+        for period, rollup in built.items()
+    ]
+    insert = dialect_insert(session)
+    for first in range(0, len(rows), 500):
+        statement = insert(RevenueRollup).values(rows[first : first + 500])
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["site_id", "span", "period"],
+                set_={
+                    "version": statement.excluded.version,
+                    "new_minor": statement.excluded.new_minor,
+                    "refund_minor": statement.excluded.refund_minor,
+                    "payers": statement.excluded.payers,
+                },
+                where=col(RevenueRollup.version) < statement.excluded.version,
+            )
+        )
+
+
+# -- cached periods --------------------------------------------------------------------------
+
+
+async def _cached(
+    session: AsyncSession, site_id: str, span: int, periods: Sequence[int], *, payers: bool
+) -> Rollups:
+    """Rollups of whole periods: cached, or rebuilt when missing or stale (a day from its
+    hours, themselves cached or rebuilt). ``payers=False`` skips reading the bitmaps."""
+    if not periods:
+        return {}
+    versions = await period_versions(session, site_id=site_id, span=span, periods=periods)
+    columns: list[Any] = [
+        col(RevenueRollup.period),
+        col(RevenueRollup.version),
+        col(RevenueRollup.new_minor),
+        col(RevenueRollup.refund_minor),
+    ]
+    if payers:
+        columns.append(col(RevenueRollup.payers))
+    query = select(*columns).where(
+        col(RevenueRollup.site_id) == site_id,
+        col(RevenueRollup.span) == span,
+        or_(
+            *(
+                and_(col(RevenueRollup.period) >= first, col(RevenueRollup.period) < stop)
+                for first, stop in runs(periods)
+            )
+        ),
+    )
+    result: Rollups = {}
+    for row in (await session.execute(query)).all():
+        period, version = row[0], row[1]
+        if versions.get(period) == version:
+            bitmap = BitMap.deserialize(row[4]) if payers else BitMap()
+            result[period] = Rollup(int(row[2]), int(row[3]), bitmap)
+    stale = [period for period in periods if period not in result]
+    if not stale:
+        return result
+
+    async def build() -> Rollups:
+        if span == HOUR:
+            return await _build_hours(session, site_id, stale)
+        hours = [hour for day in stale for hour in range(day * 24, day * 24 + 24)]
+        return _days_from_hours(stale, await _cached(session, site_id, HOUR, hours, payers=True))
+
+    cache: ActivityCache | None = session.info.get(CACHE_KEY)
+    if cache is None:  # a session not made by Database: compute, cache nothing
+        built = await build()
+    else:
+        stale_versions = tuple(versions[period] for period in stale)
+        built = await cache.share(("revenue", site_id, span, tuple(stale), stale_versions), build)
+        wanted = dict(versions)
+
+        async def store(writer: AsyncSession) -> None:
+            await _store(writer, site_id, span, built, wanted)
+
+        cache.store_later_with(
+            store, what=f"revenue rollups for {site_id}", context=background_context()
+        )
+    result.update(built)
+    return result
+
+
+async def _raw(
+    session: AsyncSession, site_id: str, windows: Sequence[Window]
+) -> list[tuple[Any, ...]]:
+    if not windows:
+        return []
+    return [tuple(row) for row in (await session.execute(_payment_rows(site_id, windows))).all()]
+
+
+# -- public reads ----------------------------------------------------------------------------
+
+
+async def revenue_in_range(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+) -> Rollup:
+    """New revenue, refunds and the paying visitors' keys over every payment in [start, end]."""
+    plan = plan_range(start, end, now or datetime.now(UTC))
+    total = Rollup()
+    for span, periods in plan.periods.items():
+        for rollup in (await _cached(session, site_id, span, periods, payers=True)).values():
+            total.add(rollup)
+    for _, kind, amount, visitor, reporting in await _raw(session, site_id, plan.raw):
+        _add_payment(total, kind, amount, visitor, reporting)
+    return total
+
+
+async def revenue_per_bucket(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    bounds: Sequence[tuple[datetime, datetime]],
+    now: datetime | None = None,
+) -> list[tuple[int, int]] | None:
+    """(new, refunds) in minor units per half-open bucket ``[start, end)`` (ascending, tiling);
+    None when the buckets leave too many raw windows (the caller groups in SQL instead)."""
+    moment = now or datetime.now(UTC)
+    owner: dict[int, dict[int, int]] = {DAY: {}, HOUR: {}}
+    raw: list[Window] = []
+    for index, (start, end) in enumerate(bounds):
+        plan = plan_range(start, end - MICROSECOND, moment)
+        for span, periods in plan.periods.items():
+            owner[span].update(dict.fromkeys(periods, index))
+        raw.extend(plan.raw)
+        if len(raw) > MAX_RAW_WINDOWS:
+            return None
+    new = [0] * len(bounds)
+    refunds = [0] * len(bounds)
+    for span, bucket_of in owner.items():
+        cached = await _cached(session, site_id, span, sorted(bucket_of), payers=False)
+        for period, rollup in cached.items():
+            new[bucket_of[period]] += rollup.new_minor
+            refunds[bucket_of[period]] += rollup.refund_minor
+    starts = [start for start, _ in bounds]
+    for paid_at, kind, _, _, reporting in await _raw(session, site_id, raw):
+        index = bisect.bisect_right(starts, paid_at) - 1
+        (refunds if kind == REFUND else new)[index] += reporting
+    return list(zip(new, refunds, strict=True))
