@@ -81,9 +81,12 @@ async def mrr_minor(
     visitors: ColumnElement[bool] | None = None,
 ) -> int:
     """Monthly recurring revenue at an instant: covering payments' net amounts per month (§12)."""
-    groups = await payment_store.recurring_covering(
-        session, site_id=site_id, at=at, visitors=visitors
-    )
+    if visitors is None:  # every payment: memoised for instants in the past
+        groups = await revenue_rollups.recurring_covering(session, site_id=site_id, at=at)
+    else:
+        groups = await payment_store.recurring_covering(
+            session, site_id=site_id, at=at, visitors=visitors
+        )
     return billing.normalised_mrr(
         (billing.BillingInterval(interval), count, net) for interval, count, net in groups
     )

@@ -30,11 +30,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pyroaring import BitMap
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from datasaas.periods import (
+    CACHE_GRACE,
     DAY,
     HOUR,
     MICROSECOND,
@@ -44,12 +45,16 @@ from datasaas.periods import (
     runs,
     seconds_of,
 )
+from datasaas.storage import payments as payment_store
 from datasaas.storage.activity import CACHE_KEY, ActivityCache, period_versions
 from datasaas.storage.engine import background_context
-from datasaas.storage.models import Payment, RevenueRollup
+from datasaas.storage.models import HourVersion, Payment, RevenueRollup
 from datasaas.storage.sql import dialect_insert
 
 REFUND = "refund"
+
+MAX_MRR_MEMO = 1024
+"""MRR answers kept per database (instants a dashboard asked about)."""
 
 MAX_RAW_WINDOWS = 64
 """A series whose buckets leave more raw windows than this (hourly buckets in a half-hour zone)
@@ -275,3 +280,44 @@ async def revenue_per_bucket(
         index = bisect.bisect_right(starts, paid_at) - 1
         (refunds if kind == REFUND else new)[index] += reporting
     return list(zip(new, refunds, strict=True))
+
+
+async def build_periods(
+    session: AsyncSession, *, site_id: str, span: int, periods: Sequence[int]
+) -> None:
+    """Make sure the rollups of ``periods`` are cached: build and store the missing or stale
+    ones (the warm-up after an import or at start; reads do the same on demand)."""
+    await _cached(session, site_id, span, periods, payers=True)
+
+
+async def recurring_covering(
+    session: AsyncSession, *, site_id: str, at: datetime, now: datetime | None = None
+) -> list[tuple[str, int, int]]:
+    """``payments.recurring_covering`` of every payment (no filter), memoised for past instants.
+
+    MRR at ``at`` depends only on payments paid at or before ``at``. When ``at`` ended more than
+    ``CACHE_GRACE`` ago, each such write (or delete) lands in an hour that is over and bumps
+    that hour's version, and versions only grow: so the sum of the site's hour versions up to
+    ``at``'s hour, one indexed aggregate over ``hour_version``, tells whether a remembered
+    answer still holds. ``at`` within the grace (a range ending now) is always computed.
+    """
+    cache: ActivityCache | None = session.info.get(CACHE_KEY)
+    if cache is None or at >= (now or datetime.now(UTC)) - CACHE_GRACE:
+        return await payment_store.recurring_covering(session, site_id=site_id, at=at)
+    version = await session.scalar(
+        select(func.coalesce(func.sum(col(HourVersion.version)), 0)).where(
+            col(HourVersion.site_id) == site_id,
+            col(HourVersion.hour) <= seconds_of(at) // HOUR,
+        )
+    )
+    key = ("mrr", site_id, at)
+    remembered = cache.memo.get(key)
+    if remembered is not None and remembered[0] == version:
+        groups: list[tuple[str, int, int]] = remembered[1]
+        return groups
+    groups = await payment_store.recurring_covering(session, site_id=site_id, at=at)
+    cache.memo.pop(key, None)
+    cache.memo[key] = (version, groups)
+    while len(cache.memo) > MAX_MRR_MEMO:
+        del cache.memo[next(iter(cache.memo))]
+    return groups
