@@ -121,7 +121,7 @@ def print_report(report: BenchReport, console: Console) -> None:
     load = report.machine["load_average_after"]
     caption = (
         f"budget: p95 ≤ {report.budget_ms:.0f} ms over HTTP (warm). first ms: the run's first "
-        "request of that read, on a pristine copy (caches derived on read still empty).\n"
+        "request of that read, on a pristine copy of the database as the import left it.\n"
         f"{report.machine['cpus']} CPUs, load average after the run {load[0]:.2f} / "
         f"{load[1]:.2f} / {load[2]:.2f} (1/5/15 min): other work on the machine inflates p95"
     )

@@ -13,8 +13,9 @@ Two baselines are measured in the same run, so results compare across machines:
 * ``GET /healthz``, the HTTP floor (one round trip through the same server and client).
 
 Every run serves a pristine copy of the dataset (a file copy on SQLite, a ``TEMPLATE`` clone on
-PostgreSQL), so caches the product derives on first read start empty and the cached dataset is
-never modified: "first ms" is the cold first request of each read, medians are warm.
+PostgreSQL) in the state right after the import (which builds the derived caches, as the
+product's imports do), and the cached dataset is never modified: "first ms" is the first request
+of each read on a freshly started server, medians are warm.
 
 Last, the UTC goals read is timed right after each of ``--runs`` goal completions backdated into
 the range (what a site receiving late events pays when finished days are cached), and checked

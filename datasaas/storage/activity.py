@@ -272,6 +272,8 @@ class ActivityCache:
         self._pending: set[asyncio.Task[None]] = set()
         self._one_writer: asyncio.Lock | None = None
         self._shared: dict[Hashable, asyncio.Future[Any]] = {}
+        self.memo: dict[Hashable, Any] = {}
+        """Small per-database memos of other derived data (revenue: MRR at past instants)."""
 
     async def build(
         self, key: FlightKey, build: Callable[[], Awaitable[Cached]], versions: dict[int, int]
@@ -544,3 +546,11 @@ async def goal_activity(
     for goal_id, visitors in raw.visitors.items():
         activity.add(goal_id, visitors, raw.completions[goal_id])
     return activity
+
+
+async def build_periods(
+    session: AsyncSession, *, site_id: str, span: int, periods: Sequence[int]
+) -> None:
+    """Make sure the bitmaps of ``periods`` are cached: build and store the missing or stale
+    ones (the warm-up after an import or at start; reads do the same on demand)."""
+    await _cached(session, site_id, span, periods, goal_ids=None)
