@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from datasaas.periods import CACHE_GRACE, DAY, HOUR, day_of, runs, seconds_of
+from datasaas.periods import CACHE_GRACE, DAY, HOUR, day_of, instant_of, runs, seconds_of
 from datasaas.storage import activity, revenue_rollups
 from datasaas.storage.engine import Database
 from datasaas.storage.faults import describe_error
@@ -37,10 +37,17 @@ WEEK = 7
 """Days built per read session (and drained before the next)."""
 
 
-async def _first_event(database: Database, site_id: str) -> datetime | None:
+async def _first_event(
+    database: Database, site_id: str, after: datetime | None = None
+) -> datetime | None:
+    """The site's first pageview, completion or payment (at or after ``after``)."""
     async with database.read() as session:
         firsts = [
-            await session.scalar(select(func.min(column)).where(site == site_id))
+            await session.scalar(
+                select(func.min(column)).where(
+                    site == site_id, *([] if after is None else [column >= after])
+                )
+            )
             for column, site in (
                 (col(Pageview.occurred_at), col(Pageview.site_id)),
                 (col(GoalCompletion.completed_at), col(GoalCompletion.site_id)),
@@ -86,14 +93,20 @@ async def warm_site(database: Database, *, site_id: str, now: datetime | None = 
     if first is None:
         return 0
     limit = seconds_of(moment - CACHE_GRACE)
-    days = list(range(day_of(first), limit // DAY))
+    last_day = limit // DAY
     built = 0
-    for start in range(0, len(days), WEEK):
-        week = days[start : start + WEEK]
+    day = day_of(first)
+    while day < last_day:
+        week = list(range(day, min(day + WEEK, last_day)))
         stale = await _stale(database, site_id, DAY, week)
         for first_day, stop in runs(stale):
             await _build(database, site_id, DAY, list(range(first_day, stop)))
         built += len(stale)
+        # Jump over stretches without any event (a site with one event in year 2 stays cheap).
+        following = await _first_event(database, site_id, after=instant_of((day + WEEK) * DAY))
+        if following is None:
+            break
+        day = max(day + WEEK, day_of(following))
     # The finished hours of the day still under way: what reads of "today" use.
     hours = list(range(max(limit // DAY * 24, seconds_of(first) // HOUR), limit // HOUR))
     if hours:

@@ -201,3 +201,20 @@ async def test_warm_up_builds_every_finished_day_once(database: Database) -> Non
     assert await warmup.warm_site(database, site_id="ds_test") == 0
     for start, end in ranges():
         assert await rolled(database, start, end) == await naive(database, start, end)
+
+
+async def test_ranges_over_centuries_plan_only_the_days_with_payments(database: Database) -> None:
+    await seed(database)
+    start, end = datetime(2, 1, 1, tzinfo=UTC), datetime(9998, 12, 31, tzinfo=UTC)
+    assert await rolled(database, start, end) == await naive(database, start, end)
+    years = [
+        (datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC))
+        for year in range(2000, 2100)
+    ]
+    async with database.read() as session:
+        series = await revenue_rollups.revenue_per_bucket(session, site_id="ds_test", bounds=years)
+    assert series is not None
+    new, refunds, _ = await naive(database, start, end)
+    assert sum(n for n, _ in series) == new
+    assert sum(r for _, r in series) == refunds
+    assert sum(1 for n, r in series if n or r) <= 2
