@@ -4,9 +4,11 @@ exactness checks of the API against it."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -93,6 +95,27 @@ class DirectDatabase:
             numbered = numbered.replace("?", f"${number}", 1)
         assert self._runner is not None
         return [tuple(row) for row in self._runner.run(self._pg.fetch(numbered, *args))]
+
+    def export_csv(self, sql: str, args: tuple[Any, ...], path: Path) -> int:
+        """Write the rows of ``sql`` to a CSV file with a header (NULL as empty); the row count."""
+        if self._sqlite is not None:
+            cursor = self._sqlite.execute(sql, args)
+            count = 0
+            with path.open("w", newline="") as out:
+                writer = csv.writer(out)
+                writer.writerow([column[0] for column in cursor.description])
+                while batch := cursor.fetchmany(50_000):
+                    writer.writerows(batch)
+                    count += len(batch)
+            return count
+        numbered = sql
+        for number in range(1, len(args) + 1):
+            numbered = numbered.replace("?", f"${number}", 1)
+        assert self._runner is not None
+        status = self._runner.run(
+            self._pg.copy_from_query(numbered, *args, output=str(path), format="csv", header=True)
+        )
+        return int(str(status).split()[-1])
 
     def tables(self) -> list[str]:
         """Names of the tables in the database."""

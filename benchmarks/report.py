@@ -48,6 +48,35 @@ class ExactnessCheck:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class PeerComparison:
+    """A product read against its DuckDB peer (in-process naive SQL) in the same run."""
+
+    peer_read: str
+    window: str
+    duckdb_median_ms: float
+    duckdb_p95_ms: float
+    product_read: str
+    product_median_ms: float | None
+    """Over HTTP (includes the HTTP floor)."""
+    product_inprocess_ms: float | None
+    """The resolver alone, in-process (no HTTP, no auth): like for like with DuckDB."""
+
+    @property
+    def ratio_http(self) -> float | None:
+        """Product over HTTP / DuckDB in-process."""
+        if self.product_median_ms is None:
+            return None
+        return self.product_median_ms / self.duckdb_median_ms
+
+    @property
+    def ratio_inprocess(self) -> float | None:
+        """Product in-process / DuckDB in-process (below 1: the product is faster)."""
+        if self.product_inprocess_ms is None:
+            return None
+        return self.product_inprocess_ms / self.duckdb_median_ms
+
+
 @dataclass(slots=True)
 class BenchReport:
     """Everything one run measured; serialised to ``results-<backend>.json``."""
@@ -69,6 +98,9 @@ class BenchReport:
     machine: dict[str, Any]
     explain: list[dict[str, Any]] | None = None
     finished_at: str = ""
+    peer: dict[str, Any] | None = None
+    """The DuckDB peer: version, load seconds, rows, every sample."""
+    peer_comparisons: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _ms(value: float | None) -> str:
@@ -89,7 +121,7 @@ def print_report(report: BenchReport, console: Console) -> None:
     load = report.machine["load_average_after"]
     caption = (
         f"budget: p95 ≤ {report.budget_ms:.0f} ms over HTTP (warm). first ms: the run's first "
-        "request of that read, on a pristine copy (caches derived on read still empty).\n"
+        "request of that read, on a pristine copy of the database as the import left it.\n"
         f"{report.machine['cpus']} CPUs, load average after the run {load[0]:.2f} / "
         f"{load[1]:.2f} / {load[2]:.2f} (1/5/15 min): other work on the machine inflates p95"
     )
@@ -144,6 +176,8 @@ def print_report(report: BenchReport, console: Console) -> None:
             verdict,
         )
     console.print(table)
+    if report.peer is not None:
+        _print_peer(report, console)
     for check in report.exactness:
         verdict = "[green]match[/green]" if check.matches else "[red]MISMATCH[/red]"
         detail = f" ({check.detail})" if check.detail else ""
@@ -151,3 +185,37 @@ def print_report(report: BenchReport, console: Console) -> None:
             f"exactness {check.window:<28} {check.metric:<17} API {check.api:>10,}  "
             f"naive SQL {check.naive:>10,}  {verdict}{detail}"
         )
+
+
+def _print_peer(report: BenchReport, console: Console) -> None:
+    peer = report.peer
+    assert peer is not None
+    table = Table(
+        title=f"DuckDB {peer['version']} peer: the same rows in-process "
+        f"(loaded in {peer['load_seconds']:.1f} s), naive SQL, {report.runs} runs each",
+        caption="product / DuckDB below 1.00x: the product answers faster. in-process: the "
+        "product's resolver without HTTP or auth, like for like with DuckDB.",
+    )
+    for name, justify in (
+        ("DuckDB read", "left"),
+        ("range", "left"),
+        ("DuckDB median ms", "right"),
+        ("DuckDB p95 ms", "right"),
+        ("product in-process ms", "right"),
+        ("in-process / DuckDB", "right"),
+        ("product HTTP ms", "right"),
+        ("HTTP / DuckDB", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in report.peer_comparisons:
+        table.add_row(
+            row["peer_read"],
+            row["window"],
+            _ms(row["duckdb_median_ms"]),
+            _ms(row["duckdb_p95_ms"]),
+            _ms(row["product_inprocess_ms"]),
+            _ratio(row["ratio_inprocess"]),
+            _ms(row["product_median_ms"]),
+            _ratio(row["ratio_http"]),
+        )
+    console.print(table)

@@ -13,8 +13,9 @@ Two baselines are measured in the same run, so results compare across machines:
 * ``GET /healthz``, the HTTP floor (one round trip through the same server and client).
 
 Every run serves a pristine copy of the dataset (a file copy on SQLite, a ``TEMPLATE`` clone on
-PostgreSQL), so caches the product derives on first read start empty and the cached dataset is
-never modified: "first ms" is the cold first request of each read, medians are warm.
+PostgreSQL) in the state right after the import (which builds the derived caches, as the
+product's imports do), and the cached dataset is never modified: "first ms" is the first request
+of each read on a freshly started server, medians are warm.
 
 Last, the UTC goals read is timed right after each of ``--runs`` goal completions backdated into
 the range (what a site receiving late events pays when finished days are cached), and checked
@@ -37,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import shutil
@@ -73,9 +75,10 @@ from benchmarks.dataset import (
     clone_postgres,
     drop_postgres,
 )
+from benchmarks.duckdb_peer import PEER_READS, check_peer, measure_peer
 from benchmarks.measure import measure, measure_backdated
 from benchmarks.reads import BREAKDOWN_READS, FILTERED_READS, Read, reads_for, windows
-from benchmarks.report import BUDGET_MS, BenchReport, print_report
+from benchmarks.report import BUDGET_MS, BenchReport, PeerComparison, print_report
 from datasaas.devserver import running_server
 from datasaas.resolvers.sites import Scope, create_key
 from datasaas.storage.engine import Database
@@ -84,6 +87,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 DEFAULT_CACHE_DIR = REPO_ROOT / ".bench"
+
+INPROCESS_READS = {
+    "revenue summary": "revenue: revenue_summary",
+    "revenue summary, payments only": "revenue: revenue_summary",
+    "revenue per day": "revenue timeseries: revenue_timeseries(day)",
+    "goals list": "goals: list_goals",
+}
+"""Each DuckDB peer read -> the in-process profile (``explain``) of the product's resolver."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,12 +220,17 @@ def _measure_everything(
     load_before = os.getloadavg()
     direct = DirectDatabase(url)
     try:
-        unfilled = sorted(set(direct.tables()) - set(TABLE_COLUMNS) - NOT_GENERATED)
+        unfilled = [
+            table
+            for table in sorted(set(direct.tables()) - set(TABLE_COLUMNS) - NOT_GENERATED)
+            if not direct.rows(f'SELECT EXISTS (SELECT 1 FROM "{table}")')[0][0]
+        ]
     finally:
         direct.close()
     if unfilled:
         console.print(
-            f"[yellow]note:[/yellow] tables the generator does not fill (empty at start): "
+            f"[yellow]note:[/yellow] tables empty at start (neither generated nor built by the "
+            f"import): "
             f"{', '.join(unfilled)} — fine for caches derived on read, wrong for data "
             f"maintained on ingest (the exactness check below would show it)"
         )
@@ -239,7 +255,10 @@ def _measure_everything(
         if floor.median_ms is None or floor.p95_ms is None:
             raise RuntimeError(f"GET /healthz failed: {floor.note}")
         attribution_bodies: dict[str, dict[str, Any]] = {}
+        peer_bodies: dict[tuple[str, str], dict[str, Any]] = {}
         for read, result, response in zip(reads, results, responses[1:], strict=True):
+            if read.name in PEER_READS.values() and result.status == "ok":
+                peer_bodies[(read.name, read.window.label)] = response.json()
             if read.name == "GET /api/v1/goals" and result.status == "ok":
                 goals_bodies[read.window.label] = response.json()
             elif read.window.label == "UTC" and result.status == "ok":
@@ -268,6 +287,10 @@ def _measure_everything(
                         direct, utc_window, dimension, attribution_bodies[name]
                     )
             server = direct.server_version()
+            console.print("Loading the same rows into DuckDB (the in-process peer)")
+            timed = {(read.name, read.window.label) for read in reads}
+            peer = measure_peer(direct, windows(spec), options.runs, timed)
+            exactness += check_peer(peer, peer_bodies)
             # Last, as it writes: reads after late events, then exactness again.
             write_secret = asyncio.run(issue_key(url, Scope.READ_WRITE))
             with httpx.Client(
@@ -288,9 +311,41 @@ def _measure_everything(
             result.ratio_floor = result.median_ms / floor.median_ms
             result.within_budget = result.p95_ms <= BUDGET_MS
 
-    profiles = None
-    if options.explain:
-        profiles = asyncio.run(explain.profile_reads(url, secret, windows(spec), console=console))
+    # The resolvers in-process, like for like with DuckDB; with --explain also printed, with
+    # the plans of slow statements.
+    profiles = asyncio.run(
+        explain.profile_reads(
+            url,
+            secret,
+            windows(spec),
+            runs=options.runs,
+            slow_ms=10.0 if options.explain else math.inf,
+            console=console if options.explain else Console(quiet=True),
+        )
+    )
+    inprocess = {(p["read"], p["window"]): float(p["median_ms"]) for p in profiles}
+    by_read = {(r.name, r.window): r for r in results}
+    comparisons = []
+    for peer_result in peer.results:
+        product = by_read.get((PEER_READS[peer_result.read], peer_result.window))
+        comparison = PeerComparison(
+            peer_read=peer_result.read,
+            window=peer_result.window,
+            duckdb_median_ms=peer_result.median_ms,
+            duckdb_p95_ms=peer_result.p95_ms,
+            product_read=PEER_READS[peer_result.read],
+            product_median_ms=product.median_ms if product else None,
+            product_inprocess_ms=inprocess.get(
+                (INPROCESS_READS[peer_result.read], peer_result.window)
+            ),
+        )
+        comparisons.append(
+            {
+                **asdict(comparison),
+                "ratio_http": comparison.ratio_http,
+                "ratio_inprocess": comparison.ratio_inprocess,
+            }
+        )
     return BenchReport(
         backend=backend,
         database=make_url(build.database_url).render_as_string(hide_password=True),
@@ -319,7 +374,9 @@ def _measure_everything(
             "load_average_before": load_before,
             "load_average_after": os.getloadavg(),
         },
-        explain=profiles,
+        explain=profiles if options.explain else None,
+        peer=asdict(peer),
+        peer_comparisons=comparisons,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
@@ -376,3 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     broken = [r for r in report.reads if r.status == "error"]
     inexact = [c for c in report.exactness if not c.matches]
     return 1 if broken or inexact else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,7 +28,8 @@ from datasaas.rest_compat.live import router as rest_live_router
 from datasaas.rest_compat.openapi import install_openapi
 from datasaas.rest_compat.routes import router as rest_router
 from datasaas.schema.router import create_graphql_router
-from datasaas.storage.engine import Database
+from datasaas.storage import warmup
+from datasaas.storage.engine import Database, background_context
 from datasaas.storage.health import readiness
 from datasaas.tracking.routes import EVENTS_PATH
 from datasaas.tracking.routes import router as events_router
@@ -66,9 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.geo = GeoResolver(settings.geoip_db)
         app.state.live = await Live.start(database, redis_url=settings.redis_url)
         _tune_garbage_collector()
+        # Derived caches of data that no import warmed (restored files, older versions).
+        warming = asyncio.create_task(warmup.warm_all(database), context=background_context())
         try:
             yield
         finally:
+            warming.cancel()
+            await asyncio.gather(warming, return_exceptions=True)
             # Bounded: a shutdown must end even if a background loop misbehaves (the outbox
             # keeps what was not delivered; the next process delivers it).
             try:

@@ -48,6 +48,17 @@ def test_harness_times_every_read_and_counts_match_naive_sql(tmp_path: Path) -> 
     assert all(check.matches for check in report.exactness), report.exactness
     assert any(check.api > 0 for check in report.exactness if check.metric == "visitors")
 
+    peer_checks = [check for check in report.exactness if "(DuckDB)" in check.metric]
+    assert {check.window for check in peer_checks} == {"UTC", "America/New_York"}
+    assert any(check.naive != 0 for check in peer_checks), peer_checks
+    # Every DuckDB peer read, per window, compared with the product's read over HTTP and
+    # in-process.
+    assert len(report.peer_comparisons) == 4 * 2 + 1  # the unaligned range: goals only
+    for row in report.peer_comparisons:
+        assert row["ratio_http"] is not None, row
+        assert row["ratio_inprocess"] is not None, row
+
     saved = json.loads((tmp_path / "results-sqlite.json").read_text())
     assert saved["backend"] == "sqlite"
     assert len(saved["reads"]) == len(expected)
+    assert saved["peer"]["rows"]["pageview"] == 1_000

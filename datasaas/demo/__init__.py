@@ -22,6 +22,7 @@ from datasaas.demo.data import DEFAULT_DAYS, DEFAULT_SEED, DEFAULT_VISITORS, DEM
 from datasaas.demo.planner import Traffic, plan_traffic
 from datasaas.demo.writer import DemoSummary, report, write_traffic
 from datasaas.errors import InvalidInput
+from datasaas.resolvers import imports as import_resolvers
 from datasaas.resolvers import sites as site_resolvers
 from datasaas.resolvers.sites import Scope
 
@@ -93,6 +94,7 @@ async def generate(
         summary = await _fill(
             session, site=site, visitors=visitors, days=days, seed=seed, now=at, console=console
         )
+    await import_resolvers.build_derived(database, site_id=site_id)
     report(console, summary, days)
     if created:
         console.print(
@@ -135,6 +137,7 @@ async def ensure_demo(
             now=at,
             console=console,
         )
+    await import_resolvers.build_derived(database, site_id=DEMO_SITE_ID)
     console.print(f"Created demo site [bold]{DEMO_SITE_ID}[/bold] ({DEMO_DOMAIN})")
     report(console, summary, DEFAULT_DAYS)
     console.print(f"  read key:         [bold green]{read.secret}[/bold green]")

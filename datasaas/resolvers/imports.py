@@ -4,17 +4,23 @@ Generated or migrated traffic arrives as whole tables, not as tracker events: th
 attributes are set directly (there is no IP or User-Agent to derive them from) and rows are
 written in bounded statements. The demo generator writes its visitors and pageviews here; goal
 completions and payments go through ``resolvers.goals`` and ``resolvers.payments`` like API writes.
+Once the import's transaction committed, ``build_derived`` builds the cached bitmaps and revenue
+rollups of its finished days, so no read pays for them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas.storage import imports as import_store
 from datasaas.storage import pageviews as pageview_store
+from datasaas.storage import warmup
+
+if TYPE_CHECKING:
+    from datasaas.storage.engine import Database
 
 
 async def existing_uids(session: AsyncSession, *, site_id: str, uids: Sequence[str]) -> int:
@@ -53,3 +59,9 @@ async def import_pageviews(
         row["visitor_id"] = visitor_keys[row.pop("uid")]
         rows.append(row)
     await pageview_store.insert_pageviews(session, rows)
+
+
+async def build_derived(database: Database, *, site_id: str) -> int:
+    """After an import committed: build the site's cached bitmaps and revenue rollups of every
+    finished day and hour (so no request pays seconds for them); the periods built."""
+    return await warmup.warm_site(database, site_id=site_id)

@@ -19,6 +19,7 @@ from datasaas.periods import SLOT_SECONDS
 from datasaas.resolvers.goals import audience
 from datasaas.storage import filters as filter_store
 from datasaas.storage import payments as payment_store
+from datasaas.storage import revenue_rollups
 from datasaas.storage.models import Payment, Site
 from datasaas.timerange import Granularity, Period, TimeRange, buckets
 
@@ -80,9 +81,12 @@ async def mrr_minor(
     visitors: ColumnElement[bool] | None = None,
 ) -> int:
     """Monthly recurring revenue at an instant: covering payments' net amounts per month (§12)."""
-    groups = await payment_store.recurring_covering(
-        session, site_id=site_id, at=at, visitors=visitors
-    )
+    if visitors is None:  # every payment: memoised for instants in the past
+        groups = await revenue_rollups.recurring_covering(session, site_id=site_id, at=at)
+    else:
+        groups = await payment_store.recurring_covering(
+            session, site_id=site_id, at=at, visitors=visitors
+        )
     return billing.normalised_mrr(
         (billing.BillingInterval(interval), count, net) for interval, count, net in groups
     )
@@ -95,9 +99,17 @@ async def revenue_summary(
     rng = period.resolve()
     who = await audience(session, site_id=site.id, rng=rng, filters=filters)
     payers = who.filter.applies_to(Payment.visitor_id) if who.filter else None
-    totals = await payment_store.revenue_totals(
-        session, site_id=site.id, start=rng.start, end=rng.end, visitors=payers
-    )
+    if payers is None:  # unfiltered: cached hourly and daily rollups plus the raw edges
+        rolled = await revenue_rollups.revenue_in_range(
+            session, site_id=site.id, start=rng.start, end=rng.end
+        )
+        totals = payment_store.RevenueTotals(
+            rolled.new_minor, rolled.refund_minor, len(rolled.payers)
+        )
+    else:
+        totals = await payment_store.revenue_totals(
+            session, site_id=site.id, start=rng.start, end=rng.end, visitors=payers
+        )
     visitors = who.visitors
     mrr = await mrr_minor(session, site_id=site.id, at=rng.end, visitors=payers)
     currency = site.currency
@@ -128,12 +140,23 @@ async def revenue_timeseries(
         granularity = str(granularity)
     grain = Granularity.parse(granularity)
     series = buckets(rng, grain)
+    currency = site.currency
+    matching = await filter_store.visitor_filter(session, site_id=site.id, filters=filters)
+    if matching is None:  # unfiltered: sums of cached rollups per bucket, raw edges
+        per_bucket = await revenue_rollups.revenue_per_bucket(
+            session, site_id=site.id, bounds=[(b.start, b.end) for b in series]
+        )
+        if per_bucket is not None:
+            points = [
+                RevenuePoint(b.label, to_major(n, currency), to_major(r, currency))
+                for b, (n, r) in zip(series, per_bucket, strict=True)
+            ]
+            return RevenueSeries(range=rng, granularity=grain, currency=currency, points=points)
     starts = [b.start.timestamp() for b in series]
     # Group in SQL by 15-minute slot when every inner bucket edge falls on a slot boundary (true
     # for all current UTC offsets); otherwise by second, which is exact for any offset.
     aligned = all(s % SLOT_SECONDS == 0 for s in starts[1:])
     granule = SLOT_SECONDS if aligned else 1
-    matching = await filter_store.visitor_filter(session, site_id=site.id, filters=filters)
     sums = await payment_store.revenue_by_granule(
         session,
         site_id=site.id,
@@ -147,7 +170,6 @@ async def revenue_timeseries(
     for granule_start, is_refund, amount in sums:
         index = max(0, bisect.bisect_right(starts, granule_start) - 1)
         (refunds if is_refund else new)[index] += amount
-    currency = site.currency
     points = [
         RevenuePoint(b.label, to_major(n, currency), to_major(r, currency))
         for b, n, r in zip(series, new, refunds, strict=True)

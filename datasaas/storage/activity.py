@@ -21,13 +21,14 @@ once they ended more than ``CACHE_GRACE`` ago, longer than any write transaction
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pyroaring import BitMap
 from sqlalchemy import ColumnElement, and_, or_, select
@@ -61,6 +62,8 @@ logger = logging.getLogger("datasaas")
 
 ANY_ACTIVITY = 0
 _BUMPED = "datasaas_bumped_hours"
+
+T = TypeVar("T")
 
 Cached = dict[tuple[int, int], tuple[BitMap, int]]
 """(period, goal_id) -> (visitor bitmap, completions)"""
@@ -268,6 +271,9 @@ class ActivityCache:
         self._flights: dict[FlightKey, asyncio.Future[Cached]] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._one_writer: asyncio.Lock | None = None
+        self._shared: dict[Hashable, asyncio.Future[Any]] = {}
+        self.memo: dict[Hashable, Any] = {}
+        """Small per-database memos of other derived data (revenue: MRR at past instants)."""
 
     async def build(
         self, key: FlightKey, build: Callable[[], Awaitable[Cached]], versions: dict[int, int]
@@ -324,6 +330,56 @@ class ActivityCache:
                     describe_error(exc),
                 )
 
+    async def share(self, key: Hashable, build: Callable[[], Awaitable[T]]) -> T:
+        """Single flight for other derived data (revenue rollups): the result of the build of
+        ``key`` already under way, or of ``build`` run now. The caller stores it."""
+        flight = self._shared.get(key)
+        if flight is not None:
+            await asyncio.wait([flight])
+            if not flight.cancelled() and flight.exception() is None:
+                result: T = flight.result()
+                return result
+        flight = asyncio.get_running_loop().create_future()
+        self._shared[key] = flight
+        try:
+            built = await build()
+        except BaseException:
+            flight.cancel()
+            raise
+        finally:
+            if self._shared.get(key) is flight:
+                del self._shared[key]
+        flight.set_result(built)
+        return built
+
+    def store_later_with(
+        self,
+        store: Callable[[AsyncSession], Awaitable[None]],
+        *,
+        what: str,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        """Run ``store`` on a write session of its own in the background, one store at a time
+        (shared with the bitmaps' stores, so ``drain`` waits for it); failures only cost speed."""
+        if len(self._pending) >= self.MAX_PENDING:
+            logger.warning("derived-data writes are backed up; not caching %s now", what)
+            return
+        task = asyncio.create_task(self._store_with(store, what), context=context)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _store_with(
+        self, store: Callable[[AsyncSession], Awaitable[None]], what: str
+    ) -> None:
+        if self._one_writer is None:
+            self._one_writer = asyncio.Lock()
+        async with self._one_writer:
+            try:
+                async with self._writer() as session:
+                    await store(session)
+            except Exception as exc:  # derived data: never let caching fail anything
+                logger.warning("could not cache %s: %s", what, describe_error(exc))
+
     async def drain(self) -> None:
         """Wait until every background store has finished."""
         while self._pending:
@@ -351,6 +407,13 @@ async def _versions(
         if hour // per_hour in versions:
             versions[hour // per_hour] += version
     return versions
+
+
+async def period_versions(
+    session: AsyncSession, *, site_id: str, span: int, periods: Sequence[int]
+) -> dict[int, int]:
+    """The ``hour_version`` of each period of ``span`` (a day's: the sum over its hours)."""
+    return await _versions(session, site_id, span, periods)
 
 
 async def _cached(
@@ -483,3 +546,11 @@ async def goal_activity(
     for goal_id, visitors in raw.visitors.items():
         activity.add(goal_id, visitors, raw.completions[goal_id])
     return activity
+
+
+async def build_periods(
+    session: AsyncSession, *, site_id: str, span: int, periods: Sequence[int]
+) -> None:
+    """Make sure the bitmaps of ``periods`` are cached: build and store the missing or stale
+    ones (the warm-up after an import or at start; reads do the same on demand)."""
+    await _cached(session, site_id, span, periods, goal_ids=None)

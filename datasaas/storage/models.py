@@ -302,4 +302,25 @@ class ProviderCustomer(SQLModel, table=True):
     linked_at: datetime = _at()
 
 
+class RevenueRollup(SQLModel, table=True):
+    """Revenue of one finished UTC period (an hour or a day), in the site's minor units: new
+    revenue (one-time + recurring), refunds, and a roaring bitmap of the paying visitors (a
+    non-refund payment of amount > 0). ``period`` is as in ``activity_bitmap``.
+
+    Derived data, versioned like ``activity_bitmap`` by ``hour_version`` (every payment write
+    and delete touches its hour): built from ``payment`` on first read or by the warm-up, a day
+    from its 24 hours. Never the source of truth.
+    """
+
+    __tablename__ = "revenue_rollup"
+
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    span: int = Field(primary_key=True)
+    period: int = Field(primary_key=True)
+    version: int
+    new_minor: int = Field(sa_type=BigInteger)
+    refund_minor: int = Field(sa_type=BigInteger)
+    payers: bytes = Field(sa_type=LargeBinary)
+
+
 from datasaas.storage import live_models as live_models  # noqa: E402  (§14 tables)

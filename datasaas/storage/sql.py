@@ -66,10 +66,13 @@ async def insert_many_ignoring_conflicts(
 
 
 def epoch_seconds(session: AsyncSession, column: Any) -> ColumnElement[int]:
-    """An SQL expression for a timestamp column as integer Unix seconds."""
+    """An SQL expression for a timestamp column as integer Unix seconds, floored."""
     if dialect_name(session) == "postgresql":
         return cast(func.floor(func.extract("epoch", column)), BigInteger)
-    return cast(func.strftime("%s", column), BigInteger)
+    # SQLite's date functions round to milliseconds: 10:59:59.9996 would become 11:00:00 and
+    # land in the next hour or slot. The stored text is 'YYYY-MM-DD HH:MM:SS.ffffff', so
+    # dropping the fraction first floors exactly.
+    return cast(func.strftime("%s", func.substr(column, 1, 19)), BigInteger)
 
 
 def slot_of(at: datetime) -> int:

@@ -135,6 +135,41 @@ async def test_goal_activity_counts_completions_and_uniques_across_cache_and_edg
     assert len(result.visitors[goal_id]) == 3
 
 
+async def test_an_event_in_the_last_microseconds_of_an_hour_stays_in_that_hour(
+    database: Database,
+) -> None:
+    # SQLite's strftime rounds to milliseconds; the hour must still be the floor.
+    await make_site(database)
+    async with database.write() as session:
+        await store_completion(
+            session,
+            site_id="ds_test",
+            name="signup",
+            uid="late",
+            url=None,
+            metadata=None,
+            at=at("2026-03-04T10:59:59.999900"),
+        )
+    for _ in range(2):  # built from the raw rows, then read back from the cache
+        async with database.read() as session:
+            result = await activity.goal_activity(
+                session,
+                site_id="ds_test",
+                start=at("2026-03-04T10:00:00"),
+                end=at("2026-03-04T10:59:59.999999"),
+                now=NOW,
+            )
+        await database.activity_cache.drain()
+        assert list(result.completions.values()) == [1]
+    async with database.read() as session:
+        cached = await session.execute(
+            select(col(ActivityBitmap.period), col(ActivityBitmap.events)).where(
+                col(ActivityBitmap.span) == periods.HOUR, col(ActivityBitmap.goal_id) != 0
+            )
+        )
+    assert cached.all() == [(periods.seconds_of(at("2026-03-04T10:00:00")) // periods.HOUR, 1)]
+
+
 async def test_backdated_write_invalidates_cached_hours(database: Database) -> None:
     await make_site(database)
     await make_pageview(database, visitor_id="a", at=at("2026-03-02T06:30:00"))

@@ -1,0 +1,374 @@
+"""Revenue at columnar speed: per finished UTC hour and day, new revenue, refunds and payers.
+
+Unfiltered revenue reads split their range as the activity bitmaps do (``periods.plan_range``:
+finished whole UTC days, then finished whole hours, then raw windows) and answer from
+``revenue_rollup`` rows plus the payments of the raw windows. A rollup holds the sums of
+``reporting_amount_minor`` (one-time + recurring; refunds) and a roaring bitmap of the visitor
+keys with a non-refund payment of ``amount_minor > 0``, so distinct paying visitors over a range
+are a union of bitmaps, exact.
+
+Invalidation is the activity bitmaps' own: a rollup carries the ``hour_version`` of its hour
+(for a day, the sum over its 24 hours) at the moment its rows were read, and is used only while
+that version is current. Every payment write calls ``visitors.mark_active`` and every delete
+``visitors.unmark_active``, both of which ``touch_hour`` the payment's hour when that hour is
+over; payments are never updated in place. So a payment, refund, backdated payment or delete
+landing in a cached hour makes that hour (and its day) stale, with no new statement on the write
+path. Writes to the current hour do not bump, and periods are only cached once they ended more
+than ``CACHE_GRACE`` ago, longer than any write transaction lives. Versions are read before the
+rows a rollup is built from, so a write committed in between leaves it stale from birth.
+
+Built rollups are stored in the background by the database's ``ActivityCache`` (one store at a
+time, on a write session of its own); requests needing the same stale periods share one build.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pyroaring import BitMap
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from datasaas.periods import (
+    CACHE_GRACE,
+    DAY,
+    HOUR,
+    MICROSECOND,
+    Window,
+    instant_of,
+    plan_range,
+    runs,
+    seconds_of,
+)
+from datasaas.storage import payments as payment_store
+from datasaas.storage.activity import CACHE_KEY, ActivityCache, period_versions
+from datasaas.storage.engine import background_context
+from datasaas.storage.models import HourVersion, Payment, RevenueRollup
+from datasaas.storage.sql import dialect_insert
+
+REFUND = "refund"
+
+MAX_MRR_MEMO = 1024
+"""MRR answers kept per database (instants a dashboard asked about)."""
+
+UNCLIPPED_SPAN = timedelta(days=3 * 366)
+"""Longer ranges are first narrowed to their first and last payment, so that planning a range
+over every supported year costs the days that hold payments, not 3.6 million."""
+
+MAX_RAW_WINDOWS = 64
+"""A series whose buckets leave more raw windows than this (hourly buckets in a half-hour zone)
+is grouped in SQL instead: each window costs two bound parameters."""
+
+
+@dataclass(slots=True)
+class Rollup:
+    """Revenue of a period or a range, in the site's minor units."""
+
+    new_minor: int = 0
+    refund_minor: int = 0
+    payers: BitMap = field(default_factory=BitMap)
+
+    def add(self, other: Rollup) -> None:
+        """Merge another period's revenue into this one."""
+        self.new_minor += other.new_minor
+        self.refund_minor += other.refund_minor
+        self.payers |= other.payers
+
+
+Rollups = dict[int, Rollup]
+"""period -> rollup"""
+
+
+# -- building from payments ------------------------------------------------------------------
+
+
+def _payment_rows(site_id: str, windows: Sequence[Window]) -> Any:
+    paid_at = col(Payment.paid_at)
+    return select(
+        paid_at,
+        col(Payment.payment_type),
+        col(Payment.amount_minor),
+        col(Payment.visitor_id),
+        col(Payment.reporting_amount_minor),
+    ).where(
+        col(Payment.site_id) == site_id,
+        or_(*(and_(paid_at >= start, paid_at < end) for start, end in windows)),
+    )
+
+
+def _add_payment(rollup: Rollup, kind: str, amount: int, visitor: int, reporting: int) -> None:
+    if kind == REFUND:
+        rollup.refund_minor += reporting
+    else:
+        rollup.new_minor += reporting
+        if amount > 0:
+            rollup.payers.add(visitor)
+
+
+async def _build_hours(session: AsyncSession, site_id: str, hours: Sequence[int]) -> Rollups:
+    """Rollups of ``hours`` computed from the payments (the hour taken in Python, exactly)."""
+    built: Rollups = {hour: Rollup() for hour in hours}
+    windows = [(instant_of(first * HOUR), instant_of(stop * HOUR)) for first, stop in runs(hours)]
+    rows = await session.execute(_payment_rows(site_id, windows))
+    for paid_at, kind, amount, visitor, reporting in rows.all():
+        _add_payment(built[seconds_of(paid_at) // HOUR], kind, amount, visitor, reporting)
+    return built
+
+
+def _days_from_hours(days: Sequence[int], hours: Rollups) -> Rollups:
+    result: Rollups = {day: Rollup() for day in days}
+    for hour, rollup in hours.items():
+        result[hour * HOUR // DAY].add(rollup)
+    return result
+
+
+async def _store(
+    session: AsyncSession, site_id: str, span: int, built: Rollups, versions: dict[int, int]
+) -> None:
+    """Upsert built rollups; a row already cached at the same or a newer version wins."""
+    rows = [
+        {
+            "site_id": site_id,
+            "span": span,
+            "period": period,
+            "version": versions[period],
+            "new_minor": rollup.new_minor,
+            "refund_minor": rollup.refund_minor,
+            "payers": rollup.payers.serialize(),
+        }
+        for period, rollup in built.items()
+    ]
+    insert = dialect_insert(session)
+    for first in range(0, len(rows), 500):
+        statement = insert(RevenueRollup).values(rows[first : first + 500])
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["site_id", "span", "period"],
+                set_={
+                    "version": statement.excluded.version,
+                    "new_minor": statement.excluded.new_minor,
+                    "refund_minor": statement.excluded.refund_minor,
+                    "payers": statement.excluded.payers,
+                },
+                where=col(RevenueRollup.version) < statement.excluded.version,
+            )
+        )
+
+
+# -- cached periods --------------------------------------------------------------------------
+
+
+async def _cached(
+    session: AsyncSession, site_id: str, span: int, periods: Sequence[int], *, payers: bool
+) -> Rollups:
+    """Rollups of whole periods: cached, or rebuilt when missing or stale (a day from its
+    hours, themselves cached or rebuilt). ``payers=False`` skips reading the bitmaps."""
+    if not periods:
+        return {}
+    # Each row's current version (its hours' versions summed) in the same statement: one
+    # round trip for a warm read; stale periods read their versions again before building.
+    per_hour = span // HOUR
+    period = col(RevenueRollup.period)
+    current = (
+        select(func.coalesce(func.sum(col(HourVersion.version)), 0))
+        .where(
+            col(HourVersion.site_id) == col(RevenueRollup.site_id),
+            col(HourVersion.hour) >= period * per_hour,
+            col(HourVersion.hour) < (period + 1) * per_hour,
+        )
+        .scalar_subquery()
+    )
+    columns: list[Any] = [
+        period,
+        col(RevenueRollup.version),
+        current,
+        col(RevenueRollup.new_minor),
+        col(RevenueRollup.refund_minor),
+    ]
+    if payers:
+        columns.append(col(RevenueRollup.payers))
+    query = select(*columns).where(
+        col(RevenueRollup.site_id) == site_id,
+        col(RevenueRollup.span) == span,
+        or_(*(and_(period >= first, period < stop) for first, stop in runs(periods))),
+    )
+    result: Rollups = {}
+    for row in (await session.execute(query)).all():
+        if row[1] == row[2]:
+            bitmap = BitMap.deserialize(row[5]) if payers else BitMap()
+            result[row[0]] = Rollup(int(row[3]), int(row[4]), bitmap)
+    stale = [number for number in periods if number not in result]
+    if not stale:
+        return result
+    # Versions first, then the payments they validate (see the module docstring).
+    versions = await period_versions(session, site_id=site_id, span=span, periods=stale)
+
+    async def build() -> Rollups:
+        if span == HOUR:
+            return await _build_hours(session, site_id, stale)
+        hours = [hour for day in stale for hour in range(day * 24, day * 24 + 24)]
+        return _days_from_hours(stale, await _cached(session, site_id, HOUR, hours, payers=True))
+
+    cache: ActivityCache | None = session.info.get(CACHE_KEY)
+    if cache is None:  # a session not made by Database: compute, cache nothing
+        built = await build()
+    else:
+        stale_versions = tuple(versions[period] for period in stale)
+        built = await cache.share(("revenue", site_id, span, tuple(stale), stale_versions), build)
+        wanted = dict(versions)
+
+        async def store(writer: AsyncSession) -> None:
+            await _store(writer, site_id, span, built, wanted)
+
+        cache.store_later_with(
+            store, what=f"revenue rollups for {site_id}", context=background_context()
+        )
+    result.update(built)
+    return result
+
+
+async def _raw(
+    session: AsyncSession, site_id: str, windows: Sequence[Window]
+) -> list[tuple[Any, ...]]:
+    if not windows:
+        return []
+    return [tuple(row) for row in (await session.execute(_payment_rows(site_id, windows))).all()]
+
+
+# -- public reads ----------------------------------------------------------------------------
+
+
+async def _payments_between(
+    session: AsyncSession, site_id: str, start: datetime, end: datetime
+) -> tuple[datetime, datetime] | None:
+    """The first and last ``paid_at`` in [start, end] (two index seeks), None when none."""
+    paid_at = col(Payment.paid_at)
+    where = (col(Payment.site_id) == site_id, paid_at >= start, paid_at <= end)
+    row = (
+        await session.execute(
+            select(
+                select(func.min(paid_at)).where(*where).scalar_subquery(),
+                select(func.max(paid_at)).where(*where).scalar_subquery(),
+            )
+        )
+    ).one()
+    if row[0] is None or row[1] is None:
+        return None
+    first, last = row[0], row[1]
+    assert isinstance(first, datetime)
+    assert isinstance(last, datetime)
+    return first, last
+
+
+async def revenue_in_range(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+) -> Rollup:
+    """New revenue, refunds and the paying visitors' keys over every payment in [start, end]."""
+    if end - start > UNCLIPPED_SPAN:
+        edges = await _payments_between(session, site_id, start, end)
+        if edges is None:
+            return Rollup()
+        start, end = edges
+    plan = plan_range(start, end, now or datetime.now(UTC))
+    total = Rollup()
+    for span, periods in plan.periods.items():
+        for rollup in (await _cached(session, site_id, span, periods, payers=True)).values():
+            total.add(rollup)
+    for _, kind, amount, visitor, reporting in await _raw(session, site_id, plan.raw):
+        _add_payment(total, kind, amount, visitor, reporting)
+    return total
+
+
+async def revenue_per_bucket(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    bounds: Sequence[tuple[datetime, datetime]],
+    now: datetime | None = None,
+) -> list[tuple[int, int]] | None:
+    """(new, refunds) in minor units per half-open bucket ``[start, end)`` (ascending, tiling);
+    None when the buckets leave too many raw windows (the caller groups in SQL instead)."""
+    moment = now or datetime.now(UTC)
+    owner: dict[int, dict[int, int]] = {DAY: {}, HOUR: {}}
+    raw: list[Window] = []
+    if not bounds:
+        return []
+    low, high = bounds[0][0], bounds[-1][1]
+    if high - low > UNCLIPPED_SPAN:
+        edges = await _payments_between(session, site_id, low, high - MICROSECOND)
+        if edges is None:
+            return [(0, 0)] * len(bounds)
+        low, high = edges[0], edges[1] + MICROSECOND
+    for index, (bucket_start, bucket_end) in enumerate(bounds):
+        start, end = max(bucket_start, low), min(bucket_end, high)
+        if start >= end:
+            continue
+        plan = plan_range(start, end - MICROSECOND, moment)
+        for span, periods in plan.periods.items():
+            owner[span].update(dict.fromkeys(periods, index))
+        raw.extend(plan.raw)
+        if len(raw) > MAX_RAW_WINDOWS:
+            return None
+    new = [0] * len(bounds)
+    refunds = [0] * len(bounds)
+    for span, bucket_of in owner.items():
+        cached = await _cached(session, site_id, span, sorted(bucket_of), payers=False)
+        for period, rollup in cached.items():
+            new[bucket_of[period]] += rollup.new_minor
+            refunds[bucket_of[period]] += rollup.refund_minor
+    starts = [start for start, _ in bounds]
+    for paid_at, kind, _, _, reporting in await _raw(session, site_id, raw):
+        index = bisect.bisect_right(starts, paid_at) - 1
+        (refunds if kind == REFUND else new)[index] += reporting
+    return list(zip(new, refunds, strict=True))
+
+
+async def build_periods(
+    session: AsyncSession, *, site_id: str, span: int, periods: Sequence[int]
+) -> None:
+    """Make sure the rollups of ``periods`` are cached: build and store the missing or stale
+    ones (the warm-up after an import or at start; reads do the same on demand)."""
+    await _cached(session, site_id, span, periods, payers=True)
+
+
+async def recurring_covering(
+    session: AsyncSession, *, site_id: str, at: datetime, now: datetime | None = None
+) -> list[tuple[str, int, int]]:
+    """``payments.recurring_covering`` of every payment (no filter), memoised for past instants.
+
+    MRR at ``at`` depends only on payments paid at or before ``at``. When ``at`` ended more than
+    ``CACHE_GRACE`` ago, each such write (or delete) lands in an hour that is over and bumps
+    that hour's version, and versions only grow: so the sum of the site's hour versions up to
+    ``at``'s hour, one indexed aggregate over ``hour_version``, tells whether a remembered
+    answer still holds. ``at`` within the grace (a range ending now) is always computed.
+    """
+    cache: ActivityCache | None = session.info.get(CACHE_KEY)
+    if cache is None or at >= (now or datetime.now(UTC)) - CACHE_GRACE:
+        return await payment_store.recurring_covering(session, site_id=site_id, at=at)
+    version = await session.scalar(
+        select(func.coalesce(func.sum(col(HourVersion.version)), 0)).where(
+            col(HourVersion.site_id) == site_id,
+            col(HourVersion.hour) <= seconds_of(at) // HOUR,
+        )
+    )
+    key = ("mrr", site_id, at)
+    remembered = cache.memo.get(key)
+    if remembered is not None and remembered[0] == version:
+        groups: list[tuple[str, int, int]] = remembered[1]
+        return groups
+    groups = await payment_store.recurring_covering(session, site_id=site_id, at=at)
+    cache.memo.pop(key, None)
+    cache.memo[key] = (version, groups)
+    while len(cache.memo) > MAX_MRR_MEMO:
+        del cache.memo[next(iter(cache.memo))]
+    return groups
