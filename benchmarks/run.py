@@ -376,3 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     broken = [r for r in report.reads if r.status == "error"]
     inexact = [c for c in report.exactness if not c.matches]
     return 1 if broken or inexact else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
