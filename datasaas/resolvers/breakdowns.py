@@ -83,11 +83,9 @@ async def _visitors_per_value(
     session: AsyncSession, site_id: str, dimension: Dimension, who: Audience
 ) -> dict[str | None, int]:
     """Visitors in range per value; values without any are left out."""
-    by_value = await filter_store.visitors_by_value(
-        session, site_id=site_id, dimension=dimension.value, visitors=who.filter
+    return await filter_store.visitors_per_value(
+        session, site_id=site_id, dimension=dimension.value, among=who.active
     )
-    counts = {value: keys.intersection_cardinality(who.active) for value, keys in by_value.items()}
-    return {value: count for value, count in counts.items() if count}
 
 
 async def revenue_breakdown(
