@@ -14,8 +14,9 @@ from sqlmodel import col
 
 from datasaas.storage.activity import goal_activity
 from datasaas.storage.filters import VisitorFilter
+from datasaas.storage.levels import count_completions_by
 from datasaas.storage.models import Goal, GoalCompletion, Visitor
-from datasaas.storage.sql import aggregate_ids, insert_ignore, parse_ids
+from datasaas.storage.sql import insert_ignore
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,26 +228,11 @@ async def count_completions_of(
     end: datetime,
     keys: BitMap,
 ) -> dict[int, int]:
-    """Completions per goal in the range by the visitors in ``keys``.
-
-    The completing visitor ids come back aggregated per goal (one value per goal, not a row per
-    completion) and are counted against the bitmap in Python.
-    """
-    query = (
-        select(
-            col(GoalCompletion.goal_id),
-            aggregate_ids(session, col(GoalCompletion.visitor_id)),
-        )
-        .where(
-            col(GoalCompletion.site_id) == site_id,
-            col(GoalCompletion.goal_id).in_(goal_ids),
-            _in_range(start, end),
-        )
-        .group_by(col(GoalCompletion.goal_id))
+    """Completions per goal in the range by the visitors in ``keys``: the cached completion
+    levels of the range's finished periods intersected with ``keys``, plus its raw edges."""
+    (counts,) = await count_completions_by(
+        session, site_id=site_id, goal_ids=goal_ids, start=start, end=end, keys=[keys]
     )
-    counts: dict[int, int] = {}
-    for goal, visitors in (await session.execute(query)).all():
-        counts[int(goal)] = sum(1 for visitor in parse_ids(visitors) if visitor in keys)
     return counts
 
 
