@@ -24,6 +24,7 @@ from datasaas.resolvers.goals import Audience, audience
 from datasaas.storage import filters as filter_store
 from datasaas.storage import goals as goal_store
 from datasaas.storage import payments as payment_store
+from datasaas.storage.dimensions import dimension_index
 from datasaas.storage.models import Site
 from datasaas.timerange import Period, TimeRange
 
@@ -104,14 +105,11 @@ async def revenue_breakdown(
     page_size, skip = validation.limit(limit), validation.offset(offset)
     who = await audience(session, site_id=site.id, rng=rng, filters=filters)
     visitors = await _visitors_per_value(session, site.id, dim, who)
-    money = await payment_store.revenue_by_value(
-        session,
-        site_id=site.id,
-        dimension=filter_store.dimension_column(dim.value),
-        start=rng.start,
-        end=rng.end,
-        visitors=who.filter.where if who.filter else None,
+    per_payer = await payment_store.revenue_by_payer(
+        session, site_id=site.id, start=rng.start, end=rng.end
     )
+    index = await dimension_index(session, site_id=site.id, dimension=dim.value)
+    money = filter_store.sum_by_value(index, per_payer, who.keys)
     currency = site.currency
     empty = payment_store.RevenueTotals(0, 0, 0)
     rows = []

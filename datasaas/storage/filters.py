@@ -27,6 +27,7 @@ from sqlmodel import col
 from datasaas.filters import Filter, FilterOperator, matches
 from datasaas.storage.dimensions import DimensionIndex, dimension_index, dimension_indexes
 from datasaas.storage.models import Visitor
+from datasaas.storage.payments import RevenueTotals
 
 
 def dimension_column(dimension: str) -> Any:
@@ -127,3 +128,24 @@ async def keys_by_value(
     index = await dimension_index(session, site_id=site_id, dimension=dimension)
     narrowed = {value: keys & among for value, keys in index.values.items()}
     return {value: keys for value, keys in narrowed.items() if keys}
+
+
+def sum_by_value(
+    index: DimensionIndex, per_visitor: dict[int, RevenueTotals], among: BitMap | None
+) -> dict[str | None, RevenueTotals]:
+    """Per-visitor revenue summed per value of the index's dimension (visitors in ``among``
+    only, when given); values without any such visitor are left out."""
+    payers = BitMap(per_visitor)
+    if among is not None:
+        payers &= among
+    sums: dict[str | None, RevenueTotals] = {}
+    for value, keys in index.values.items():
+        new = refund = paying = 0
+        for key in keys & payers:
+            totals = per_visitor[key]
+            new += totals.new_minor
+            refund += totals.refund_minor
+            paying += totals.paying_visitors
+        if keys.intersect(payers):
+            sums[value] = RevenueTotals(new, refund, paying)
+    return sums
