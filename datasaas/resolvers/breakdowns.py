@@ -20,7 +20,7 @@ from datasaas.filters import Dimension, Filter, parse_dimension
 from datasaas.metrics import conversion_rate
 from datasaas.money import to_major
 from datasaas.resolvers import validation
-from datasaas.resolvers.goals import Audience, audience
+from datasaas.resolvers.goals import Audience, active_window, audience
 from datasaas.storage import filters as filter_store
 from datasaas.storage import goals as goal_store
 from datasaas.storage import payments as payment_store
@@ -149,13 +149,12 @@ async def goal_breakdowns(
     who = await audience(session, site_id=site_id, rng=rng, filters=filters)
     visitors = await _visitors_per_value(session, site_id, dim, who)
     known = [goal for goal in dict.fromkeys(goal_ids) if goal is not None]
-    completions = await goal_store.completions_by_value(
-        session,
-        goal_ids=known,
-        dimension=filter_store.dimension_column(dim.value),
-        start=rng.start,
-        end=rng.end,
-        visitors=who.filter,
+    start, end = await active_window(session, site_id=site_id, rng=rng)
+    groups = await filter_store.keys_by_value(
+        session, site_id=site_id, dimension=dim.value, among=who.active
+    )
+    completions = await goal_store.completions_per_value(
+        session, site_id=site_id, goal_ids=known, start=start, end=end, groups=groups
     )
     pages: dict[int | None, list[GoalBreakdownRow]] = {}
     for goal in dict.fromkeys(goal_ids):

@@ -284,3 +284,42 @@ async def completions_by_value(
     for goal, value, uniques, count in (await session.execute(query)).all():
         found.setdefault(int(goal), {})[value] = (int(uniques), int(count))
     return found
+
+
+async def completions_per_value(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    goal_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    groups: dict[str | None, BitMap],
+) -> dict[int, dict[str | None, tuple[int, int]]]:
+    """Per goal and group of visitor keys (a dimension's values): (distinct completers,
+    completions) in [start, end]: the range's completer bitmaps and completion levels
+    intersected with each group, without reading the range's completions."""
+    if not goal_ids or not groups:
+        return {}
+    activity = await goal_activity(
+        session, site_id=site_id, start=start, end=end, goal_ids=set(goal_ids)
+    )
+    values = list(groups)
+    counts = await count_completions_by(
+        session,
+        site_id=site_id,
+        goal_ids=goal_ids,
+        start=start,
+        end=end,
+        keys=[groups[value] for value in values],
+    )
+    found: dict[int, dict[str | None, tuple[int, int]]] = {}
+    for goal in goal_ids:
+        completers = activity.visitors.get(goal)
+        if completers is None:
+            continue
+        per_value = found.setdefault(goal, {})
+        for value, per_goal in zip(values, counts, strict=True):
+            uniques = completers.intersection_cardinality(groups[value])
+            if uniques:
+                per_value[value] = (uniques, per_goal.get(goal, 0))
+    return found
