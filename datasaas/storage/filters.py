@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyroaring import BitMap
-from sqlalchemy import ColumnElement, and_, exists, false, or_, true
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -72,11 +72,16 @@ class VisitorFilter:
 
     def applies_to(self, visitor_id: Any) -> ColumnElement[bool]:
         """A condition on another table's visitor key column: the visitor matches."""
-        match = exists().where(
-            col(Visitor.id) == col(visitor_id), col(Visitor.site_id) == self.site_id, self.where
+        # A correlated scalar subquery, not ``EXISTS``/``IN``: PostgreSQL turns those into a
+        # semi-join that may scan every matching visitor; a scalar subquery is evaluated per
+        # outer row through the visitor primary key, on both backends.
+        match = (
+            select(self.where)
+            .where(col(Visitor.id) == col(visitor_id), col(Visitor.site_id) == self.site_id)
+            .correlate_except(Visitor)
+            .scalar_subquery()
         )
-        # ``visitor`` stays in the subquery even when the outer query joins it too.
-        return match.correlate_except(Visitor)
+        return match.is_(True)
 
     async def keys(self, session: AsyncSession) -> BitMap:
         """The matching visitor keys (from the per-value bitmaps, brought up to date)."""
