@@ -20,10 +20,11 @@ from datasaas.filters import Dimension, Filter, parse_dimension
 from datasaas.metrics import conversion_rate
 from datasaas.money import to_major
 from datasaas.resolvers import validation
-from datasaas.resolvers.goals import Audience, audience
+from datasaas.resolvers.goals import Audience, active_window, audience
 from datasaas.storage import filters as filter_store
 from datasaas.storage import goals as goal_store
 from datasaas.storage import payments as payment_store
+from datasaas.storage.dimensions import dimension_index
 from datasaas.storage.models import Site
 from datasaas.timerange import Period, TimeRange
 
@@ -83,11 +84,9 @@ async def _visitors_per_value(
     session: AsyncSession, site_id: str, dimension: Dimension, who: Audience
 ) -> dict[str | None, int]:
     """Visitors in range per value; values without any are left out."""
-    by_value = await filter_store.visitors_by_value(
-        session, site_id=site_id, dimension=dimension.value, visitors=who.filter
+    return await filter_store.visitors_per_value(
+        session, site_id=site_id, dimension=dimension.value, among=who.active
     )
-    counts = {value: keys.intersection_cardinality(who.active) for value, keys in by_value.items()}
-    return {value: count for value, count in counts.items() if count}
 
 
 async def revenue_breakdown(
@@ -106,14 +105,11 @@ async def revenue_breakdown(
     page_size, skip = validation.limit(limit), validation.offset(offset)
     who = await audience(session, site_id=site.id, rng=rng, filters=filters)
     visitors = await _visitors_per_value(session, site.id, dim, who)
-    money = await payment_store.revenue_by_value(
-        session,
-        site_id=site.id,
-        dimension=filter_store.dimension_column(dim.value),
-        start=rng.start,
-        end=rng.end,
-        visitors=who.filter.where if who.filter else None,
+    per_payer = await payment_store.revenue_by_payer(
+        session, site_id=site.id, start=rng.start, end=rng.end
     )
+    index = await dimension_index(session, site_id=site.id, dimension=dim.value)
+    money = filter_store.sum_by_value(index, per_payer, who.keys)
     currency = site.currency
     empty = payment_store.RevenueTotals(0, 0, 0)
     rows = []
@@ -153,13 +149,12 @@ async def goal_breakdowns(
     who = await audience(session, site_id=site_id, rng=rng, filters=filters)
     visitors = await _visitors_per_value(session, site_id, dim, who)
     known = [goal for goal in dict.fromkeys(goal_ids) if goal is not None]
-    completions = await goal_store.completions_by_value(
-        session,
-        goal_ids=known,
-        dimension=filter_store.dimension_column(dim.value),
-        start=rng.start,
-        end=rng.end,
-        visitors=who.filter,
+    start, end = await active_window(session, site_id=site_id, rng=rng)
+    groups = await filter_store.keys_by_value(
+        session, site_id=site_id, dimension=dim.value, among=who.active
+    )
+    completions = await goal_store.completions_per_value(
+        session, site_id=site_id, goal_ids=known, start=start, end=end, groups=groups
     )
     pages: dict[int | None, list[GoalBreakdownRow]] = {}
     for goal in dict.fromkeys(goal_ids):

@@ -289,9 +289,20 @@ async def completion_connections(
         before=before,
         visitors=matching,
     )
-    totals = await goal_store.count_completions(
-        session, goal_ids=goal_ids, start=rng.start, end=rng.end, visitors=matching
-    )
+    if matching is None:
+        totals = await goal_store.count_completions(
+            session, goal_ids=goal_ids, start=rng.start, end=rng.end
+        )
+    else:  # completion levels intersected with the matching keys: no scan of the range
+        start, end = await active_window(session, site_id=site_id, rng=rng)
+        totals = await goal_store.count_completions_of(
+            session,
+            site_id=site_id,
+            goal_ids=goal_ids,
+            start=start,
+            end=end,
+            keys=await matching.keys(session),
+        )
     grouped: dict[int, list[CompletionRow]] = {goal: [] for goal in goal_ids}
     for row in rows:
         grouped[row.goal_id].append(row)

@@ -1,9 +1,16 @@
-"""Visitor filters in SQL: which visitor keys of a site match a set of first-touch filters.
+"""Visitor filters: which visitor keys of a site match a set of first-touch filters.
+
+Two forms of the same set. ``keys`` is a bitmap computed from the per-value bitmaps of
+``storage.dimensions`` (``is``: a union; ``is_not``: the site's keys minus that union, null kept
+unless named; ``contains``: the union over the values that match), which is what counting
+reads use. ``where`` is the same set as a condition over ``visitor`` for the reads that stay in
+SQL (completion pages, revenue sums, breakdown joins); ``applies_to`` tests another table's
+visitor key with a correlated ``EXISTS`` on the visitor's primary key, so its cost follows the
+outer rows (a range's payments), not the site's visitors.
 
 ``contains`` is resolved first against the dimension's distinct values (few: sources,
 countries, devices...) with Python's ``casefold``, so it is case-insensitive the same way on
-SQLite (whose ``lower`` is ASCII-only) and PostgreSQL; every filter then becomes an ``IN`` test
-on a visitor column, evaluated by the database.
+SQLite (whose ``lower`` is ASCII-only) and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from datasaas.filters import Filter, FilterOperator, matches
+from datasaas.storage.dimensions import DimensionIndex, dimension_index, dimension_indexes
 from datasaas.storage.models import Visitor
-from datasaas.storage.sql import aggregate_ids, parse_ids
+from datasaas.storage.payments import RevenueTotals
 
 
 def dimension_column(dimension: str) -> Any:
@@ -42,27 +50,51 @@ def _values_condition(column: Any, values: Sequence[str | None], negate: bool) -
     return or_(column.is_(None), column.not_in(known)) if known else true()
 
 
+def _matching(index: DimensionIndex, flt: Filter) -> BitMap:
+    """The keys of one dimension's index that match one filter."""
+    if flt.operator is FilterOperator.CONTAINS:
+        hits = [value for value in index.values if value is not None and matches(flt, value)]
+        return BitMap.union(*(index.values[value] for value in hits)) if hits else BitMap()
+    named = [index.values[value] for value in flt.values if value in index.values]
+    union = BitMap.union(*named) if named else BitMap()
+    if flt.operator is FilterOperator.IS_NOT:
+        return index.keys() - union
+    return union
+
+
 @dataclass(frozen=True, slots=True)
 class VisitorFilter:
     """The visitors of one site matching every filter (a condition over ``visitor``)."""
 
     site_id: str
     where: ColumnElement[bool]
+    filters: tuple[Filter, ...] = ()
 
     def applies_to(self, visitor_id: Any) -> ColumnElement[bool]:
         """A condition on another table's visitor key column: the visitor matches."""
-        return col(visitor_id).in_(
-            select(col(Visitor.id)).where(col(Visitor.site_id) == self.site_id, self.where)
+        # A correlated scalar subquery, not ``EXISTS``/``IN``: PostgreSQL turns those into a
+        # semi-join that may scan every matching visitor; a scalar subquery is evaluated per
+        # outer row through the visitor primary key, on both backends.
+        match = (
+            select(self.where)
+            .where(col(Visitor.id) == col(visitor_id), col(Visitor.site_id) == self.site_id)
+            .correlate_except(Visitor)
+            .scalar_subquery()
         )
+        return match.is_(True)
 
     async def keys(self, session: AsyncSession) -> BitMap:
-        """The matching visitor keys."""
-        found = await session.scalar(
-            select(aggregate_ids(session, col(Visitor.id))).where(
-                col(Visitor.site_id) == self.site_id, self.where
-            )
+        """The matching visitor keys (from the per-value bitmaps, brought up to date)."""
+        indexes = await dimension_indexes(
+            session,
+            site_id=self.site_id,
+            dimensions=[flt.dimension.value for flt in self.filters],
         )
-        return BitMap(parse_ids(found))
+        found: BitMap | None = None
+        for flt in self.filters:
+            keys = _matching(indexes[flt.dimension.value], flt)
+            found = keys if found is None else found & keys
+        return found if found is not None else BitMap()
 
 
 async def visitor_filter(
@@ -75,29 +107,50 @@ async def visitor_filter(
     for flt in filters:
         column = dimension_column(flt.dimension.value)
         if flt.operator is FilterOperator.CONTAINS:
-            distinct = select(column).distinct()
-            rows = await session.execute(
-                distinct.where(col(Visitor.site_id) == site_id, column.is_not(None))
-            )
-            hits = [value for value in rows.scalars() if matches(flt, value)]
+            index = await dimension_index(session, site_id=site_id, dimension=flt.dimension.value)
+            hits = [value for value in index.values if value is not None and matches(flt, value)]
             conditions.append(column.in_(hits) if hits else false())
         else:
             negate = flt.operator is FilterOperator.IS_NOT
             conditions.append(_values_condition(column, flt.values, negate))
-    return VisitorFilter(site_id, and_(*conditions))
+    return VisitorFilter(site_id, and_(*conditions), tuple(filters))
 
 
-async def visitors_by_value(
-    session: AsyncSession, *, site_id: str, dimension: str, visitors: VisitorFilter | None
+async def visitors_per_value(
+    session: AsyncSession, *, site_id: str, dimension: str, among: BitMap
+) -> dict[str | None, int]:
+    """How many of the visitor keys ``among`` have each value of ``dimension`` (None = no
+    value); values with none of them are left out. Intersection cardinalities, no copies."""
+    index = await dimension_index(session, site_id=site_id, dimension=dimension)
+    counts = {value: keys.intersection_cardinality(among) for value, keys in index.values.items()}
+    return {value: count for value, count in counts.items() if count}
+
+
+async def keys_by_value(
+    session: AsyncSession, *, site_id: str, dimension: str, among: BitMap
 ) -> dict[str | None, BitMap]:
-    """The site's visitor keys grouped by their value of ``dimension`` (None = no value)."""
-    column = dimension_column(dimension)
-    query = (
-        select(column, aggregate_ids(session, col(Visitor.id)))
-        .where(col(Visitor.site_id) == site_id)
-        .group_by(column)
-    )
-    if visitors is not None:
-        query = query.where(visitors.where)
-    rows = (await session.execute(query)).all()
-    return {value: BitMap(parse_ids(keys)) for value, keys in rows}
+    """The visitor keys of ``among`` per value of ``dimension``; values with none left out."""
+    index = await dimension_index(session, site_id=site_id, dimension=dimension)
+    narrowed = {value: keys & among for value, keys in index.values.items()}
+    return {value: keys for value, keys in narrowed.items() if keys}
+
+
+def sum_by_value(
+    index: DimensionIndex, per_visitor: dict[int, RevenueTotals], among: BitMap | None
+) -> dict[str | None, RevenueTotals]:
+    """Per-visitor revenue summed per value of the index's dimension (visitors in ``among``
+    only, when given); values without any such visitor are left out."""
+    payers = BitMap(per_visitor)
+    if among is not None:
+        payers &= among
+    sums: dict[str | None, RevenueTotals] = {}
+    for value, keys in index.values.items():
+        new = refund = paying = 0
+        for key in keys & payers:
+            totals = per_visitor[key]
+            new += totals.new_minor
+            refund += totals.refund_minor
+            paying += totals.paying_visitors
+        if keys.intersect(payers):
+            sums[value] = RevenueTotals(new, refund, paying)
+    return sums

@@ -15,13 +15,12 @@ from sqlmodel import col
 from datasaas.storage import ids
 from datasaas.storage.activity import goal_activity
 from datasaas.storage.filters import VisitorFilter
+from datasaas.storage.levels import count_completions_by
 from datasaas.storage.models import Goal, GoalCompletion, Visitor
 from datasaas.storage.sql import (
-    aggregate_ids,
     core_rows,
     core_table,
     insert_many_ignoring_conflicts,
-    parse_ids,
 )
 
 # Bounded statement sizes: SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535.
@@ -252,26 +251,11 @@ async def count_completions_of(
     end: datetime,
     keys: BitMap,
 ) -> dict[int, int]:
-    """Completions per goal in the range by the visitors in ``keys``.
-
-    The completing visitor ids come back aggregated per goal (one value per goal, not a row per
-    completion) and are counted against the bitmap in Python.
-    """
-    query = (
-        select(
-            col(GoalCompletion.goal_id),
-            aggregate_ids(session, col(GoalCompletion.visitor_id)),
-        )
-        .where(
-            col(GoalCompletion.site_id) == site_id,
-            col(GoalCompletion.goal_id).in_(goal_ids),
-            _in_range(start, end),
-        )
-        .group_by(col(GoalCompletion.goal_id))
+    """Completions per goal in the range by the visitors in ``keys``: the cached completion
+    levels of the range's finished periods intersected with ``keys``, plus its raw edges."""
+    (counts,) = await count_completions_by(
+        session, site_id=site_id, goal_ids=goal_ids, start=start, end=end, keys=[keys]
     )
-    counts: dict[int, int] = {}
-    for goal, visitors in (await session.execute(query)).all():
-        counts[int(goal)] = sum(1 for visitor in parse_ids(visitors) if visitor in keys)
     return counts
 
 
@@ -322,4 +306,43 @@ async def completions_by_value(
     found: dict[int, dict[str | None, tuple[int, int]]] = {}
     for goal, value, uniques, count in (await session.execute(query)).all():
         found.setdefault(int(goal), {})[value] = (int(uniques), int(count))
+    return found
+
+
+async def completions_per_value(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    goal_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    groups: dict[str | None, BitMap],
+) -> dict[int, dict[str | None, tuple[int, int]]]:
+    """Per goal and group of visitor keys (a dimension's values): (distinct completers,
+    completions) in [start, end]: the range's completer bitmaps and completion levels
+    intersected with each group, without reading the range's completions."""
+    if not goal_ids or not groups:
+        return {}
+    activity = await goal_activity(
+        session, site_id=site_id, start=start, end=end, goal_ids=set(goal_ids)
+    )
+    values = list(groups)
+    counts = await count_completions_by(
+        session,
+        site_id=site_id,
+        goal_ids=goal_ids,
+        start=start,
+        end=end,
+        keys=[groups[value] for value in values],
+    )
+    found: dict[int, dict[str | None, tuple[int, int]]] = {}
+    for goal in goal_ids:
+        completers = activity.visitors.get(goal)
+        if completers is None:
+            continue
+        per_value = found.setdefault(goal, {})
+        for value, per_goal in zip(values, counts, strict=True):
+            uniques = completers.intersection_cardinality(groups[value])
+            if uniques:
+                per_value[value] = (uniques, per_goal.get(goal, 0))
     return found

@@ -363,3 +363,28 @@ async def revenue_by_value(
         query = query.where(visitors)
     rows = (await session.execute(query)).all()
     return {row[0]: RevenueTotals(int(row[1]), int(row[2]), int(row[3])) for row in rows}
+
+
+async def revenue_by_payer(
+    session: AsyncSession, *, site_id: str, start: datetime, end: datetime
+) -> dict[int, RevenueTotals]:
+    """``revenue_totals`` per visitor with a payment in [start, end] (``paying_visitors`` is 1
+    for a visitor who paid, 0 for one with only refunds or zero amounts), grouped in SQL."""
+    is_refund = col(Payment.payment_type) == REFUND
+    paid = case((and_(~is_refund, col(Payment.amount_minor) > 0), 1), else_=0)
+    query = (
+        select(
+            col(Payment.visitor_id),
+            func.coalesce(
+                func.sum(case((~is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
+            ),
+            func.coalesce(
+                func.sum(case((is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
+            ),
+            func.max(paid),
+        )
+        .where(col(Payment.site_id) == site_id, _in_range(start, end))
+        .group_by(col(Payment.visitor_id))
+    )
+    rows = (await session.execute(query)).all()
+    return {int(row[0]): RevenueTotals(int(row[1]), int(row[2]), int(row[3])) for row in rows}
