@@ -22,6 +22,7 @@ A caller that gives up (client gone, request cancelled) before its write started
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
@@ -117,7 +118,10 @@ class GroupCommit:
         if self._loop is not loop or self._queue is None:
             self._loop, self._queue, self._task = loop, asyncio.Queue(), None
         if self._task is None or self._task.done():  # first use, or the writer was cancelled
-            self._task = loop.create_task(self._run(self._queue), name="datasaas-group-commit")
+            # A context of its own: the writer outlives the request that happened to start it.
+            self._task = loop.create_task(
+                self._run(self._queue), name="datasaas-group-commit", context=contextvars.Context()
+            )
 
     async def stop(self) -> None:
         """Finish the writes already queued, then stop the writer task."""
