@@ -118,6 +118,10 @@ class Database:
         if self.is_sqlite:
             _ensure_sqlite_directory(url)
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            # Same ceiling, but every connection stays pooled: an overflow connection is closed
+            # when returned, and opening one (a thread, four PRAGMAs) costs more than a request.
+            kwargs["pool_size"] = pool.size + pool.max_overflow
+            kwargs["max_overflow"] = 0
         else:
             kwargs["connect_args"] = {
                 "timeout": pool.connect_timeout,
