@@ -278,37 +278,6 @@ async def count_completions(
     return {int(goal): int(count) for goal, count in (await session.execute(query)).all()}
 
 
-async def completions_by_value(
-    session: AsyncSession,
-    *,
-    goal_ids: Sequence[int],
-    dimension: Any,
-    start: datetime,
-    end: datetime,
-    visitors: VisitorFilter | None = None,
-) -> dict[int, dict[str | None, tuple[int, int]]]:
-    """Per goal and value of a visitor column: (distinct completers, completions), one query."""
-    if not goal_ids:
-        return {}
-    query = (
-        select(
-            col(GoalCompletion.goal_id),
-            dimension,
-            func.count(func.distinct(col(GoalCompletion.visitor_id))),
-            func.count(),
-        )
-        .join(Visitor, col(Visitor.id) == col(GoalCompletion.visitor_id))
-        .where(col(GoalCompletion.goal_id).in_(goal_ids), _in_range(start, end))
-        .group_by(col(GoalCompletion.goal_id), dimension)
-    )
-    if visitors is not None:
-        query = query.where(visitors.where)
-    found: dict[int, dict[str | None, tuple[int, int]]] = {}
-    for goal, value, uniques, count in (await session.execute(query)).all():
-        found.setdefault(int(goal), {})[value] = (int(uniques), int(count))
-    return found
-
-
 async def completions_per_value(
     session: AsyncSession,
     *,

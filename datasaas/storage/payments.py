@@ -330,41 +330,6 @@ async def delete_payment(session: AsyncSession, *, payment_id: int) -> None:
     await session.execute(delete(Payment).where(col(Payment.id) == payment_id))
 
 
-async def revenue_by_value(
-    session: AsyncSession,
-    *,
-    site_id: str,
-    dimension: Any,
-    start: datetime,
-    end: datetime,
-    visitors: ColumnElement[bool] | None = None,
-) -> dict[str | None, RevenueTotals]:
-    """``revenue_totals`` per value of a visitor column (``dimension``), grouped in SQL."""
-    is_refund = col(Payment.payment_type) == REFUND
-    paying = case(
-        (and_(~is_refund, col(Payment.amount_minor) > 0), col(Payment.visitor_id)), else_=None
-    )
-    query = (
-        select(
-            dimension,
-            func.coalesce(
-                func.sum(case((~is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
-            ),
-            func.coalesce(
-                func.sum(case((is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
-            ),
-            func.count(func.distinct(paying)),
-        )
-        .join(Visitor, col(Visitor.id) == col(Payment.visitor_id))
-        .where(col(Payment.site_id) == site_id, _in_range(start, end))
-        .group_by(dimension)
-    )
-    if visitors is not None:
-        query = query.where(visitors)
-    rows = (await session.execute(query)).all()
-    return {row[0]: RevenueTotals(int(row[1]), int(row[2]), int(row[3])) for row in rows}
-
-
 async def revenue_by_payer(
     session: AsyncSession, *, site_id: str, start: datetime, end: datetime
 ) -> dict[int, RevenueTotals]:
