@@ -11,7 +11,7 @@ from starlette.requests import HTTPConnection
 from datasaas.attribution import GeoResolver, client_ip
 from datasaas.config import Settings
 from datasaas.ratelimit import RateLimitPolicy
-from datasaas.resolvers.sites import Principal, authenticate
+from datasaas.resolvers.sites import Principal, authenticate_shared
 from datasaas.storage.engine import Database
 
 # Declared for OpenAPI (the "Authorize" button in /docs); the raw header is parsed by the
@@ -26,25 +26,34 @@ def request_client_ip(request: Request) -> str | None:
     return client_ip(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks)
 
 
-def get_database(request: HTTPConnection) -> Database:
+# Every dependency is ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool,
+# a thread hop per request for what is an attribute read.
+
+
+async def client_ip_dep(request: Request) -> str | None:
+    """``request_client_ip`` as a dependency."""
+    return request_client_ip(request)
+
+
+async def get_database(request: HTTPConnection) -> Database:
     """Return the app's database (for HTTP requests and WebSockets alike)."""
     database: Database = request.app.state.database
     return database
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     """Return the app's settings."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_rate_limit_policy(request: Request) -> RateLimitPolicy:
+async def get_rate_limit_policy(request: Request) -> RateLimitPolicy:
     """Return the app's rate-limit policy."""
     policy: RateLimitPolicy = request.app.state.rate_limit_policy
     return policy
 
 
-def get_geo(request: Request) -> GeoResolver:
+async def get_geo(request: Request) -> GeoResolver:
     """Return the app's GeoIP reader."""
     geo: GeoResolver = request.app.state.geo
     return geo
@@ -59,8 +68,7 @@ async def get_principal(
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    async with database.read() as session:
-        principal = await authenticate(session, request.headers.get("authorization"))
+    principal = await authenticate_shared(database.keys, request.headers.get("authorization"))
     request.state.principal = principal
     return principal
 
@@ -70,4 +78,4 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 RateLimitPolicyDep = Annotated[RateLimitPolicy, Depends(get_rate_limit_policy)]
 GeoDep = Annotated[GeoResolver, Depends(get_geo)]
-ClientIpDep = Annotated[str | None, Depends(request_client_ip)]
+ClientIpDep = Annotated[str | None, Depends(client_ip_dep)]

@@ -102,22 +102,34 @@ class PageRead(RangeRead):
     offset: int
 
 
+@dataclass(frozen=True, slots=True)
 class _RangeQuery:
     """The raw range parameters (no check yet)."""
 
-    def __init__(
-        self, site_id: SiteId, start: Start = None, end: End = None, timezone: Timezone = None
-    ) -> None:
-        self.site_id = site_id
-        self.period = Period(start, end, timezone)
+    site_id: str
+    period: Period
 
 
+@dataclass(frozen=True, slots=True)
 class _PageQuery:
     """The raw page parameters (bounds are the resolvers' to check)."""
 
-    def __init__(self, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> None:
-        self.limit = limit
-        self.offset = offset
+    limit: int
+    offset: int
+
+
+# The query dependencies are ``async def``: FastAPI runs a plain callable (a class too) in the
+# thread pool, a thread hop per request for what only copies parameters.
+
+
+async def _range_query(
+    site_id: SiteId, start: Start = None, end: End = None, timezone: Timezone = None
+) -> _RangeQuery:
+    return _RangeQuery(site_id, Period(start, end, timezone))
+
+
+async def _page_query(limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> _PageQuery:
+    return _PageQuery(limit, offset)
 
 
 def _visitor_filters(request: Request) -> list[Filter]:
@@ -126,7 +138,7 @@ def _visitor_filters(request: Request) -> list[Filter]:
 
 
 async def readable_range(
-    request: Request, principal: PrincipalDep, query: Annotated[_RangeQuery, Depends()]
+    request: Request, principal: PrincipalDep, query: Annotated[_RangeQuery, Depends(_range_query)]
 ) -> RangeRead:
     """Authorize the key for the site (403), then parse the filters (400)."""
     principal.authorize(query.site_id)
@@ -136,8 +148,8 @@ async def readable_range(
 async def readable_page(
     request: Request,
     principal: PrincipalDep,
-    query: Annotated[_RangeQuery, Depends()],
-    page: Annotated[_PageQuery, Depends()],
+    query: Annotated[_RangeQuery, Depends(_range_query)],
+    page: Annotated[_PageQuery, Depends(_page_query)],
 ) -> PageRead:
     """``readable_range`` with the page parameters."""
     principal.authorize(query.site_id)
