@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from datasaas.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from datasaas.money import normalize_currency
 from datasaas.storage import sites as store
+from datasaas.storage.key_lookups import KeyLookups, KeyRow
 from datasaas.storage.models import ApiKey, Site
 
 SITE_ID_RE = re.compile(r"^ds_[a-z0-9_]{1,61}$")
@@ -191,9 +192,18 @@ def bearer_secret(authorization: str | None) -> str:
 
 async def authenticate(session: AsyncSession, authorization: str | None) -> Principal:
     """Turn an Authorization header into a Principal, or raise Unauthorized."""
-    secret = bearer_secret(authorization)
-    digest = hash_secret(secret)
-    key = await store.find_key_by_hash(session, digest)
+    digest = hash_secret(bearer_secret(authorization))
+    return principal_of(await store.find_key_by_hash(session, digest), digest)
+
+
+async def authenticate_shared(lookups: KeyLookups, authorization: str | None) -> Principal:
+    """``authenticate`` with the lookup shared by the requests arriving together."""
+    digest = hash_secret(bearer_secret(authorization))
+    return principal_of(await lookups.find(digest), digest)
+
+
+def principal_of(key: ApiKey | KeyRow | None, digest: str) -> Principal:
+    """The Principal of the key found for ``digest``, or raise Unauthorized."""
     # The lookup is by hash, so timing reveals nothing of the secret; compare again in constant
     # time anyway so a future change to the lookup cannot introduce a leak.
     if key is None or not hmac.compare_digest(key.key_hash, digest):
