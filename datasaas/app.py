@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     # Tracker events pay per event inside their route (a batch costs its size).
-    app.middleware("http")(RateLimits(policy, self_limited=[("POST", EVENTS_PATH)]))
+    app.add_middleware(RateLimits, policy=policy, self_limited=[("POST", EVENTS_PATH)])
     app.add_middleware(SecurityHeaders)
     if settings.cors_origin_list:  # outside the rate limit, so that a 429 is readable too
         app.add_middleware(ApiCORS, origins=settings.cors_origin_list)

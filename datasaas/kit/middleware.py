@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
-from fastapi import Request, Response
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,8 +25,6 @@ CONTENT_SECURITY_POLICY = (
 )
 """For the app's own HTML pages (GraphiQL, API docs, dashboard): only the app's own assets."""
 
-Handler = Callable[[Request], Awaitable[Response]]
-
 
 def _bearer_digest(request: Request) -> str | None:
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
@@ -44,59 +42,83 @@ def _refusal(request: Request, message: str, state: RateLimitState) -> JSONRespo
     return JSONResponse(body, status_code=429, headers=state.headers())
 
 
-async def _answer(request: Request, call_next: Handler) -> Response:
-    """The route's response; an unhandled error is answered here, inside this middleware, so
-    that it too carries the RateLimit headers (503 for an outage, 500 for a bug)."""
-    try:
-        return await call_next(request)
-    except Exception as exc:
-        return unexpected_error_response(request, exc)
-
-
 class RateLimits:
-    """The ``http`` middleware applying a ``RateLimitPolicy`` and stamping RateLimit headers.
+    """Pure ASGI middleware applying a ``RateLimitPolicy`` and stamping RateLimit headers.
 
     ``self_limited`` names the (method, path) pairs whose route charges its own budget (the
     tracker's events, which cost their batch size); they are only stamped here.
+
+    Pure ASGI rather than ``BaseHTTPMiddleware``: that one runs the route in a task of its own
+    with memory streams between, a cost every request paid. The request's outcome (its status,
+    whether its key authenticated) is settled when the response starts, before a byte of it is
+    sent, so a client's next request always meets the updated budget. An unhandled error is
+    answered here (503 for an outage, 500 for a bug) so that it too carries the headers.
     """
 
-    def __init__(self, policy: RateLimitPolicy, *, self_limited: Iterable[tuple[str, str]]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, policy: RateLimitPolicy, self_limited: Iterable[tuple[str, str]]
+    ) -> None:
+        self.app = app
         self.policy = policy
         self._self_limited = frozenset(self_limited)
 
-    async def __call__(self, request: Request, call_next: Handler) -> Response:
-        """Admit (or refuse) the request, answer it, then settle its authentication outcome."""
-        if (request.method, request.url.path) in self._self_limited:
-            return _stamp(request, await _answer(request, call_next))
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Admit (or refuse) the request, answer it, settle its authentication outcome."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if (request.method, scope["path"]) in self._self_limited:
+            await self._answer(request, receive, send, settle=None)
+            return
         ip = request_client_ip(request) or "unknown"
         digest = _bearer_digest(request)
-        admission = await self.policy.admit(
-            key_digest=digest, ip=ip, probe=request.url.path in PROBES
-        )
+        admission = await self.policy.admit(key_digest=digest, ip=ip, probe=scope["path"] in PROBES)
         if admission.refusal is not None:
-            return _refusal(request, admission.refusal, admission.state)
+            await _refusal(request, admission.refusal, admission.state)(scope, receive, send)
+            return
         request.state.rate_limit = admission.state
-        response = await _answer(request, call_next)
-        principal: Principal | None = getattr(request.state, "principal", None)
-        await self.policy.settle(
-            key_digest=digest,
-            ip=ip,
-            authenticated=principal is not None,
-            status=response.status_code,
-        )
-        return _stamp(request, response)
+
+        async def settle(status: int) -> None:
+            principal: Principal | None = getattr(request.state, "principal", None)
+            await self.policy.settle(
+                key_digest=digest, ip=ip, authenticated=principal is not None, status=status
+            )
+
+        await self._answer(request, receive, send, settle=settle)
+
+    async def _answer(
+        self,
+        request: Request,
+        receive: Receive,
+        send: Send,
+        *,
+        settle: Callable[[int], Awaitable[None]] | None,
+    ) -> None:
+        started = False
+
+        async def send_stamped(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if settle is not None:
+                    await settle(int(message["status"]))
+                stamped: RateLimitState | None = getattr(request.state, "rate_limit", None)
+                if stamped is not None:
+                    MutableHeaders(scope=message).update(stamped.headers())
+            await send(message)
+
+        try:
+            await self.app(request.scope, receive, send_stamped)
+        except Exception as exc:
+            if started:  # too late for an answer: the connection is dropped
+                raise
+            await unexpected_error_response(request, exc)(request.scope, receive, send_stamped)
 
 
 def stamp_rate_limit(request: Request, state: RateLimitState) -> None:
     """Have the middleware send ``state`` as this request's RateLimit headers."""
     request.state.rate_limit = state
-
-
-def _stamp(request: Request, response: Response) -> Response:
-    stamped: RateLimitState | None = getattr(request.state, "rate_limit", None)
-    if stamped is not None:
-        response.headers.update(stamped.headers())
-    return response
 
 
 class SecurityHeaders:
