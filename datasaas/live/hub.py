@@ -39,6 +39,9 @@ logger = logging.getLogger("datasaas.live")
 QUEUE_SIZE: Final = 1000
 POLL_SECONDS: Final = 1.0
 REALTIME_CACHE_SECONDS: Final = 1.0
+GATHER_SECONDS: Final = 0.02
+"""On SQLite, after a commit wakes the tail, it waits this long so that one read of the outbox
+takes the events of every commit meanwhile (a read per commit, under write load)."""
 
 
 class SubscriberOverflow(Exception):
@@ -148,6 +151,7 @@ class LiveHub:
         try:
             while True:
                 await wait_or_timeout(waiter, POLL_SECONDS)
+                await asyncio.sleep(GATHER_SECONDS)
                 waiter.clear()
                 try:
                     await self._read_new()

@@ -43,7 +43,13 @@ RETRY_FOR: Final = timedelta(hours=24)
 FIRST_RETRY_SECONDS: Final = 5.0
 MAX_RETRY_SECONDS: Final = 3600.0
 POLL_SECONDS: Final = 1.0
+GATHER_SECONDS: Final = 0.1
+"""After a commit wakes the dispatcher, it waits this long so that one round expands the events
+of every commit meanwhile: under write load, a round per commit cost each batch of writes two
+more transactions (and SQLite's write lock twice)."""
 CONCURRENCY: Final = 16
+CLAIM_LIMIT: Final = 500
+"""Events expanded per transaction."""
 OUTBOX_KEEP: Final = timedelta(days=1)
 HOUSEKEEPING_SECONDS: Final = 60.0
 USER_AGENT: Final = "DataSaaS-Webhooks/1"
@@ -111,6 +117,7 @@ class WebhookDispatcher:
                 except Exception as exc:  # an outage: try again on the next tick
                     logger.warning("webhooks: dispatch step failed: %s", exc)
                 await wait_or_timeout(waiter, POLL_SECONDS)
+                await asyncio.sleep(GATHER_SECONDS)
         finally:
             self.database.outbox_signal.discard(waiter)
 
@@ -121,9 +128,8 @@ class WebhookDispatcher:
         async with self.database.read() as session:
             expand = await outbox_store.has_unfanned(session)
             send = await webhook_store.has_due(session, now=now)
-        if expand:
-            await self._expand(now)
-            send = True  # the expansion may have added deliveries due now
+        if expand and await self._expand(now):
+            send = True  # the expansion added deliveries due now
         due: list[webhook_store.DueDelivery] = []
         if send:
             async with self.database.write() as session:
@@ -140,12 +146,14 @@ class WebhookDispatcher:
                 await outbox_store.prune(session, before=now - OUTBOX_KEEP)
                 await outbox_store.prune_visitors(session, before=now - timedelta(minutes=5))
 
-    async def _expand(self, now: datetime) -> None:
+    async def _expand(self, now: datetime) -> bool:
+        """Expand every unfanned event into its deliveries; whether any delivery was added."""
+        added = False
         while True:
             async with self.database.write() as session:
-                events = await outbox_store.claim_unfanned(session, now=now)
+                events = await outbox_store.claim_unfanned(session, now=now, limit=CLAIM_LIMIT)
                 if not events:
-                    return
+                    return added
                 endpoints = await webhook_store.endpoints_for_sites(
                     session, [event.site_id for event in events]
                 )
@@ -162,7 +170,11 @@ class WebhookDispatcher:
                     if endpoint.site_id == event.site_id
                     and event.type in endpoint.events.split(",")
                 ]
-                await webhook_store.add_deliveries(session, rows)
+                if rows:
+                    await webhook_store.add_deliveries(session, rows)
+                    added = True
+            if len(events) < CLAIM_LIMIT:  # that was all of them
+                return added
 
     async def _send(self, delivery: webhook_store.DueDelivery) -> None:
         assert self._client is not None

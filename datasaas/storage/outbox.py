@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import delete, event, func, insert, select, text, update
+from sqlalchemy import delete, event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from datasaas.storage.live_models import OutboxEvent, RealtimeVisitor, WebhookDelivery
 from datasaas.storage.models import Visitor
-from datasaas.storage.sql import core_table, dialect_insert, dialect_name
+from datasaas.storage.sql import core_table, dialect_insert, dialect_name, insert_returning_ids
 
 SIGNAL_KEY: Final = "datasaas_outbox_signal"
 _DIRTY_KEY: Final = "datasaas_outbox_dirty"
@@ -150,14 +150,16 @@ async def add_events(session: AsyncSession, events: Sequence[NewEvent]) -> list[
     ]
     stored: list[StoredEvent] = []
     table = core_table(OutboxEvent)
-    statement = insert(table).returning(table.c.id, table.c.event_id, sort_by_parameter_order=True)
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
-        returned = (await session.execute(statement, chunk)).all()
-        for new, (row_id, event_id) in zip(events[start : start + _CHUNK], returned, strict=True):
-            assert row_id is not None
+        ids = await insert_returning_ids(
+            session, table, chunk, natural_key=[table.c.event_id], where=[]
+        )
+        for new, row, row_id in zip(events[start : start + _CHUNK], chunk, ids, strict=True):
             stored.append(
-                StoredEvent(row_id, event_id, new.site_id, new.type, new.payload, new.created_at)
+                StoredEvent(
+                    row_id, row["event_id"], new.site_id, new.type, new.payload, new.created_at
+                )
             )
     if dialect_name(session) == "postgresql":
         wires = []
@@ -208,25 +210,40 @@ async def has_unfanned(session: AsyncSession) -> bool:
     return found is not None
 
 
+@dataclass(frozen=True, slots=True)
+class Unfanned:
+    """What expanding an event into webhook deliveries needs of it (not its payload)."""
+
+    id: int
+    site_id: str
+    type: str
+    created_at: datetime
+
+
 async def claim_unfanned(
     session: AsyncSession, *, now: datetime, limit: int = 200
-) -> list[StoredEvent]:
+) -> list[Unfanned]:
     """Events not yet expanded into webhook deliveries, marked expanded (caller's transaction).
 
+    Only the columns the expansion needs are read (a payload is parsed only when delivered).
     On PostgreSQL the rows are locked with ``SKIP LOCKED``, so concurrent dispatchers on other
     workers take other rows; SQLite serialises write transactions anyway.
     """
-    query = select(OutboxEvent).where(_UNFANNED).order_by(col(OutboxEvent.id)).limit(limit)
+    table = core_table(OutboxEvent)
+    query = (
+        select(table.c.id, table.c.site_id, table.c.type, table.c.created_at)
+        .where(table.c.fanned_out_at.is_(None))
+        .order_by(table.c.id)
+        .limit(limit)
+    )
     if dialect_name(session) == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = list(await session.scalars(query))
+    rows = [Unfanned(*row) for row in (await session.execute(query)).all()]
     if rows:
         await session.execute(
-            update(OutboxEvent)
-            .where(col(OutboxEvent.id).in_([row.id for row in rows]))
-            .values(fanned_out_at=now)
+            update(table).where(table.c.id.in_([row.id for row in rows])).values(fanned_out_at=now)
         )
-    return [_stored(row) for row in rows]
+    return rows
 
 
 async def prune(session: AsyncSession, *, before: datetime) -> int:
@@ -246,16 +263,17 @@ async def touch_visitors(session: AsyncSession, *, site_id: str, seen: dict[str,
     """Record each visitor's latest event instant for the realtime count (never moves back)."""
     if not seen:
         return
-    insert = dialect_insert(session)(RealtimeVisitor).values(
-        [{"site_id": site_id, "visitor_uid": uid, "seen_at": at} for uid, at in seen.items()]
-    )
+    # One Core statement run as an executemany: compiled once and cached (a multi-row VALUES
+    # is compiled anew for every batch, the costliest step of a batch of events).
+    table = core_table(RealtimeVisitor)
+    insert = dialect_insert(session)(table)
     newest = func.max if dialect_name(session) == "sqlite" else func.greatest
-    await session.execute(
-        insert.on_conflict_do_update(
-            index_elements=["site_id", "visitor_uid"],
-            set_={"seen_at": newest(col(RealtimeVisitor.seen_at), insert.excluded.seen_at)},
-        )
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.c.site_id, table.c.visitor_uid],
+        set_={"seen_at": newest(table.c.seen_at, insert.excluded.seen_at)},
     )
+    rows = [{"site_id": site_id, "visitor_uid": uid, "seen_at": at} for uid, at in seen.items()]
+    await session.execute(statement, rows)
 
 
 async def count_recent(session: AsyncSession, *, site_id: str, since: datetime) -> int:

@@ -6,7 +6,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Table, cast, func, inspect
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Table,
+    cast,
+    func,
+    insert,
+    inspect,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
@@ -63,6 +74,36 @@ async def insert_many_ignoring_conflicts(
     params = core_rows(model, [{name: row.get(name) for name in columns} for row in rows])
     statement = dialect_insert(session)(core_table(model)).on_conflict_do_nothing()
     await session.execute(statement, params)
+
+
+async def insert_returning_ids(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    natural_key: Sequence[Column[Any]],
+    where: Sequence[ColumnElement[bool]],
+) -> list[int]:
+    """Insert ``rows`` (one executemany) and return their ``id``s, in order.
+
+    PostgreSQL: one ``INSERT … RETURNING`` (SQLAlchemy's "insertmanyvalues" keeps the order).
+    SQLite cannot return ids of an executemany in order, and SQLAlchemy then sends one
+    ``INSERT … RETURNING`` per row (a thread hop each, the longest step of a group commit); so
+    the rows go in one executemany and their ids are read back by ``natural_key`` (unique in
+    the table together with ``where``, such as a payment's transaction id within its site).
+    """
+    if not rows:
+        return []
+    if dialect_name(session) == "postgresql":
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return [int(row[0]) for row in (await session.execute(statement, list(rows))).all()]
+    await session.execute(insert(table), list(rows))
+    values = [tuple(row[column.key] for column in natural_key) for row in rows]
+    key = natural_key[0] if len(natural_key) == 1 else tuple_(*natural_key)
+    wanted = [value[0] for value in values] if len(natural_key) == 1 else values
+    found = await session.execute(select(table.c.id, *natural_key).where(*where, key.in_(wanted)))
+    ids = {tuple(row[1:]): int(row[0]) for row in found.all()}
+    return [ids[value] for value in values]
 
 
 def epoch_seconds(session: AsyncSession, column: Any) -> ColumnElement[int]:
