@@ -106,6 +106,23 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """One request's events to store: their sites, who sent them and when they arrived."""
+
+    sites: dict[str, Site]
+    events: Sequence[TrackedEvent]
+    client: ClientInfo
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrived:
+    event: TrackedEvent
+    client: ClientInfo
+    at: datetime
+
+
 async def record_events(
     session: AsyncSession,
     *,
@@ -114,76 +131,88 @@ async def record_events(
     client: ClientInfo,
     at: datetime,
 ) -> int:
-    """Store the pageviews and goals among ``events``; return how many were stored.
+    """Store the pageviews and goals among one request's ``events``; return how many."""
+    (stored,) = await record_event_batches(session, [EventBatch(sites, events, client, at)])
+    return stored
 
-    Pageviews are written set-based, a few statements per site and batch whatever its size:
-    the visitors' keys (one lookup, one insert of the new ones, one lookup of those), their first
-    touch (the first pageview of each visitor who has none yet, in batch order), the pageviews,
-    then their activity slots; the goals likewise (``store_completions``).
+
+async def record_event_batches(session: AsyncSession, batches: Sequence[EventBatch]) -> list[int]:
+    """Store the pageviews and goals of several requests together; return how many each stored.
+
+    Written set-based, a few statements per site whatever the number of requests and events:
+    the realtime presence, the goals (``store_completions``), then per site the visitors' keys
+    (one lookup, one insert of the new ones, one lookup of those), their first touch (the first
+    pageview of each visitor who has none yet, in arrival order), the pageviews and their
+    activity slots. Each event keeps its own request's client and arrival instant.
     """
-    pageviews: dict[str, list[TrackedEvent]] = {}
+    seen: dict[str, dict[str, datetime]] = {}
+    pageviews: dict[str, list[_Arrived]] = {}
     completions: list[NewCompletion] = []
-    stored = 0
-    for site_id in {event.website_id for event in events}:
-        seen = {
-            e.visitor_id: at
-            for e in events
-            if e.website_id == site_id and live.shows_presence(e.event_type)
-        }
-        await live.touch(session, site_id=sites[site_id].id, seen=seen)
-    for event in events:
-        if not event.counted:
-            continue
-        stored += 1
-        if event.event_type == "goal":
-            assert event.goal_name is not None
-            site_id = sites[event.website_id].id
-            completions.append(
-                NewCompletion(
-                    site_id, event.goal_name, event.visitor_id, event.url, event.metadata, at
+    stored = [0] * len(batches)
+    for number, batch in enumerate(batches):
+        for event in batch.events:
+            site_id = batch.sites[event.website_id].id
+            if live.shows_presence(event.event_type):
+                latest = seen.setdefault(site_id, {})
+                latest[event.visitor_id] = max(latest.get(event.visitor_id, batch.at), batch.at)
+            if not event.counted:
+                continue
+            stored[number] += 1
+            if event.event_type == "goal":
+                assert event.goal_name is not None
+                completions.append(
+                    NewCompletion(
+                        site_id,
+                        event.goal_name,
+                        event.visitor_id,
+                        event.url,
+                        event.metadata,
+                        batch.at,
+                    )
                 )
-            )
-        else:
-            pageviews.setdefault(event.website_id, []).append(event)
+            else:
+                pageviews.setdefault(site_id, []).append(_Arrived(event, batch.client, batch.at))
+    sites = {site.id: site for batch in batches for site in batch.sites.values()}
+    for site_id, latest in seen.items():
+        await live.touch(session, site_id=site_id, seen=latest)
     await store_completions(session, completions)
-    for website_id, site_events in pageviews.items():
-        await _record_pageviews(
-            session, site=sites[website_id], events=site_events, client=client, at=at
-        )
+    for site_id, arrived in pageviews.items():
+        await _record_pageviews(session, site=sites[site_id], arrived=arrived)
     return stored
 
 
 async def _record_pageviews(
-    session: AsyncSession,
-    *,
-    site: Site,
-    events: Sequence[TrackedEvent],
-    client: ClientInfo,
-    at: datetime,
+    session: AsyncSession, *, site: Site, arrived: Sequence[_Arrived]
 ) -> None:
-    uids = list(dict.fromkeys(event.visitor_id for event in events))
-    keys = await visitor_store.visitor_keys(session, site_id=site.id, uids=uids, seen_at=at)
+    first_seen: dict[str, datetime] = {}
+    for item in arrived:
+        first_seen.setdefault(item.event.visitor_id, item.at)
+    keys = await visitor_store.visitor_keys(
+        session, site_id=site.id, uids=list(first_seen), seen_at=first_seen
+    )
     touches: dict[int, dict[str, object]] = {}
-    for event in events:  # the first pageview of each visitor still without a first touch
-        visitor = keys[event.visitor_id]
+    touched_at: dict[int, datetime] = {}
+    for item in arrived:  # the first pageview of each visitor still without a first touch
+        visitor = keys[item.event.visitor_id]
         if visitor.awaits_first_touch and visitor.key not in touches:
-            touches[visitor.key] = _first_touch(site=site, event=event, client=client)
-    await visitor_store.set_first_touches(session, at=at, touches=touches)
+            touches[visitor.key] = _first_touch(site=site, event=item.event, client=item.client)
+            touched_at[visitor.key] = item.at
+    await visitor_store.set_first_touches(session, at=touched_at, touches=touches)
     await pageview_store.insert_pageviews(
         session,
         [
             {
                 "site_id": site.id,
-                "visitor_id": keys[event.visitor_id].key,
-                "session_id": event.session_id,
-                "occurred_at": at,
-                "url": event.url,
-                "hostname": event.hostname,
-                "pathname": event.pathname,
-                "referrer": event.referrer,
-                "title": event.title,
+                "visitor_id": keys[item.event.visitor_id].key,
+                "session_id": item.event.session_id,
+                "occurred_at": item.at,
+                "url": item.event.url,
+                "hostname": item.event.hostname,
+                "pathname": item.event.pathname,
+                "referrer": item.event.referrer,
+                "title": item.event.title,
             }
-            for event in events
+            for item in arrived
         ],
     )
 

@@ -108,20 +108,31 @@ async def _known_keys(
 
 
 async def set_first_touches(
-    session: AsyncSession, *, at: datetime, touches: Mapping[int, Mapping[str, Any]]
+    session: AsyncSession,
+    *,
+    at: datetime | Mapping[int, datetime],
+    touches: Mapping[int, Mapping[str, Any]],
 ) -> None:
     """Record first-touch attributes (key -> attributes) of every visitor who has no first
-    pageview yet, in one executemany; visitors who have one are left as they are."""
+    pageview yet, first seen by a pageview at ``at`` (one instant for all or one per key), in
+    one executemany; visitors who have one are left as they are."""
     if not touches:
         return
     columns = sorted({name for attributes in touches.values() for name in attributes})
     statement = (
         update(Visitor)
         .where(col(Visitor.id) == bindparam("b_key"), col(Visitor.first_pageview_at).is_(None))
-        .values(first_pageview_at=at, **{name: bindparam(f"b_{name}") for name in columns})
+        .values(
+            first_pageview_at=bindparam("b_at"),
+            **{name: bindparam(f"b_{name}") for name in columns},
+        )
     )
     params = [
-        {"b_key": key, **{f"b_{name}": attributes.get(name) for name in columns}}
+        {
+            "b_key": key,
+            "b_at": at if isinstance(at, datetime) else at[key],
+            **{f"b_{name}": attributes.get(name) for name in columns},
+        }
         for key, attributes in touches.items()
     ]
     await (await session.connection()).execute(statement, params)

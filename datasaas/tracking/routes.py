@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache, partial
+from functools import cache
 from importlib import resources
 from typing import Any, Final, Literal
 
@@ -236,14 +236,8 @@ async def _ingest(
     if not device.is_bot and any(live.shows_presence(event.event_type) for event in events):
         country, city = geo.lookup(ip)
         client = event_resolvers.ClientInfo(device=device, country=country, city=city)
-        record = partial(
-            event_resolvers.record_events,
-            sites=sites,
-            events=events,
-            client=client,
-            at=datetime.now(UTC),
-        )
-        stored = await database.submit(record)
+        batch = event_resolvers.EventBatch(sites, events, client, datetime.now(UTC))
+        stored = await database.submit_batched(event_resolvers.record_event_batches, batch)
     return JSONResponse(
         EventsAccepted(received=len(events), stored=stored).model_dump(),
         status_code=202,
