@@ -1,6 +1,6 @@
 """Live data and push (CONTRACT §14): realtime presence, outbox events, the webhook registry.
 
-Writes call ``completion_created`` / ``payment_created`` in their own transaction, so an event
+Writes call ``completions_created`` / ``payments_created`` in their own transaction, so an event
 exists exactly when its write committed. ``touch`` records presence for the 90-second realtime
 count (heartbeats included, without storing them as pageviews).
 """
@@ -131,18 +131,32 @@ def ledger_row(payload: dict[str, Any]) -> LedgerRow:
     return LedgerRow(**values)
 
 
-async def payment_created(session: AsyncSession, *, payment: Payment, visitor_uid: str) -> None:
-    """Write the ``payment.created`` / ``payment.refunded`` event of a new payment."""
-    assert payment.id is not None
-    row = await payment_store.ledger_row(session, payment_id=payment.id)
-    kind = PAYMENT_REFUNDED if payment.payment_type == "refund" else PAYMENT_CREATED
-    await touch(session, site_id=payment.site_id, seen={visitor_uid: payment.paid_at})
-    await outbox_store.add_event(
+async def payments_created(session: AsyncSession, created: Sequence[tuple[Payment, str]]) -> None:
+    """Write the ``payment.created`` / ``payment.refunded`` events of new payments, each with
+    its payer's uid (their ledger rows in one read, the payers' presence, one insert)."""
+    if not created:
+        return
+    ids = [payment.id for payment, _ in created if payment.id is not None]
+    assert len(ids) == len(created)
+    rows = await payment_store.ledger_rows(session, payment_ids=ids)
+    seen: dict[str, dict[str, datetime]] = {}
+    for payment, uid in created:
+        payers = seen.setdefault(payment.site_id, {})
+        payers[uid] = max(payers.get(uid, payment.paid_at), payment.paid_at)
+    for site_id, payers in seen.items():
+        await touch(session, site_id=site_id, seen=payers)
+    at = datetime.now(UTC)
+    await outbox_store.add_events(
         session,
-        site_id=payment.site_id,
-        type=kind,
-        payload=ledger_payload(row),
-        at=datetime.now(UTC),
+        [
+            outbox_store.NewEvent(
+                payment.site_id,
+                PAYMENT_REFUNDED if payment.payment_type == "refund" else PAYMENT_CREATED,
+                ledger_payload(rows[id_]),
+                at,
+            )
+            for id_, (payment, _) in zip(ids, created, strict=True)
+        ],
     )
 
 

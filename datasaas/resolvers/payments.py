@@ -17,9 +17,11 @@ from datasaas.resolvers import live, validation
 from datasaas.resolvers.goals import decode_cursor, keyset_cursor
 from datasaas.storage import filters as filter_store
 from datasaas.storage import payments as payment_store
+from datasaas.storage import sites as site_store
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.models import Payment, Site
 from datasaas.storage.payments import LedgerRow
+from datasaas.storage.sql import core_rows
 from datasaas.timerange import Period, TimeRange
 
 
@@ -192,34 +194,10 @@ async def record_payment(
     if existing is not None:
         return await _replay(session, existing, clean, provider)
     await _check_refund(session, site, clean)
-    fx = convert(clean.amount_minor, clean.currency, site.currency, on=clean.paid_at.date())
     visitor = await visitor_store.visitor_key(
         session, site_id=site.id, uid=clean.uid, seen_at=clean.paid_at
     )
-    row = Payment(
-        site_id=site.id,
-        visitor_id=visitor,
-        transaction_id=clean.transaction_id,
-        payment_type=clean.payment_type.value,
-        amount_minor=clean.amount_minor,
-        currency=clean.currency,
-        reporting_amount_minor=fx.amount_minor,
-        reporting_currency=site.currency,
-        fx_rate=str(fx.rate),
-        fx_rate_date=fx.rate_date.isoformat() if fx.rate_date else None,
-        product_name=clean.product_name,
-        original_transaction_id=clean.original_transaction_id,
-        paid_at=clean.paid_at,
-        created_at=now,
-        provider=provider,
-        billing_interval=clean.billing_interval.value if clean.billing_interval else None,
-        billing_interval_count=clean.billing_interval_count,
-        covers_until_at=(
-            cover_end(clean.paid_at, clean.billing_interval, clean.billing_interval_count)
-            if clean.billing_interval is not None and clean.billing_interval_count is not None
-            else None
-        ),
-    )
+    row = Payment(**_payment_values(site, clean, visitor, now, provider))
     if not await payment_store.insert_payment(session, row):
         # Another request stored the same transaction id between our lookup and insert.
         raced = await payment_store.get_payment(
@@ -228,8 +206,149 @@ async def record_payment(
         assert raced is not None
         return await _replay(session, raced, clean, provider)
     await visitor_store.mark_active(session, site_id=site.id, visitor_id=visitor, at=clean.paid_at)
-    await live.payment_created(session, payment=row, visitor_uid=clean.uid)
-    return PaymentResult(created=True, payment=row, visitor_uid=clean.uid)
+    result = PaymentResult(created=True, payment=row, visitor_uid=clean.uid)
+    await live.payments_created(session, [(row, clean.uid)])
+    return result
+
+
+def _payment_values(
+    site: Site, clean: _Clean, visitor: int, now: datetime, provider: str
+) -> dict[str, Any]:
+    """The ``payment`` row of a new payment, converted to the site's currency."""
+    fx = convert(clean.amount_minor, clean.currency, site.currency, on=clean.paid_at.date())
+    return {
+        "site_id": site.id,
+        "visitor_id": visitor,
+        "transaction_id": clean.transaction_id,
+        "payment_type": clean.payment_type.value,
+        "amount_minor": clean.amount_minor,
+        "currency": clean.currency,
+        "reporting_amount_minor": fx.amount_minor,
+        "reporting_currency": site.currency,
+        "fx_rate": str(fx.rate),
+        "fx_rate_date": fx.rate_date.isoformat() if fx.rate_date else None,
+        "product_name": clean.product_name,
+        "original_transaction_id": clean.original_transaction_id,
+        "paid_at": clean.paid_at,
+        "created_at": now,
+        "provider": provider,
+        "billing_interval": clean.billing_interval.value if clean.billing_interval else None,
+        "billing_interval_count": clean.billing_interval_count,
+        "covers_until_at": (
+            cover_end(clean.paid_at, clean.billing_interval, clean.billing_interval_count)
+            if clean.billing_interval is not None and clean.billing_interval_count is not None
+            else None
+        ),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentWrite:
+    """A payment validated before it is queued (``validate_payment``), to store with others."""
+
+    site_id: str
+    payment: PaymentIn
+    clean: _Clean
+    now: datetime
+    provider: str = "api"
+
+
+def validate_payment(
+    site_id: str, payment: PaymentIn, *, provider: str = "api", now: datetime | None = None
+) -> PaymentWrite:
+    """Check a payment's fields (InvalidInput) so that it can be queued with others."""
+    now = now or datetime.now(UTC)
+    return PaymentWrite(site_id, payment, _clean(payment, now), now, provider)
+
+
+async def record_payments(
+    session: AsyncSession, writes: Sequence[PaymentWrite]
+) -> list[PaymentResult]:
+    """``record_payment`` of several payments, the common case set-based.
+
+    New one-time and recurring payments of known sites whose transaction ids are new are
+    stored together: one lookup of existing transaction ids per site, the visitors' keys, one
+    ``INSERT … RETURNING`` of the payments, their activity slots, one read of their ledger
+    rows, one presence upsert and one insert of their outbox events. Everything else (refunds,
+    which check and lock their original; replays; a transaction id twice in the batch; an
+    unknown site) is then stored one by one by ``record_payment``, in arrival order, so it sees
+    the payments before it.
+    """
+    sites: dict[str, Site | None] = {}
+    for write in writes:
+        if write.site_id not in sites:
+            sites[write.site_id] = await site_store.get_site(session, write.site_id)
+    existing: dict[str, set[str]] = {}
+    for site_id, site in sites.items():
+        if site is not None:
+            ids = [w.clean.transaction_id for w in writes if w.site_id == site_id]
+            existing[site_id] = await payment_store.existing_transactions(
+                session, site_id=site_id, transaction_ids=ids
+            )
+    together: list[int] = []
+    taken: set[tuple[str, str]] = set()
+    for number, write in enumerate(writes):
+        key = (write.site_id, write.clean.transaction_id)
+        if (
+            sites[write.site_id] is not None
+            and write.clean.payment_type is not PaymentType.REFUND
+            and key not in taken
+            and write.clean.transaction_id not in existing[write.site_id]
+        ):
+            together.append(number)
+            taken.add(key)
+    results: list[PaymentResult | None] = [None] * len(writes)
+    if together:
+        stored = await _store_new(session, [writes[n] for n in together], sites)
+        for number, result in zip(together, stored, strict=True):
+            results[number] = result
+    for number, write in enumerate(writes):
+        if results[number] is None:
+            site = sites[write.site_id]
+            if site is None:
+                raise NotFound(f"Site '{write.site_id}' does not exist.")
+            results[number] = await record_payment(
+                session, site=site, payment=write.payment, provider=write.provider, now=write.now
+            )
+    return [result for result in results if result is not None]
+
+
+async def _store_new(
+    session: AsyncSession, writes: Sequence[PaymentWrite], sites: dict[str, Site | None]
+) -> list[PaymentResult]:
+    first_seen: dict[str, dict[str, datetime]] = {}
+    for write in writes:
+        seen = first_seen.setdefault(write.site_id, {})
+        earlier = seen.get(write.clean.uid)
+        seen[write.clean.uid] = min(earlier or write.clean.paid_at, write.clean.paid_at)
+    keys: dict[tuple[str, str], int] = {}
+    for site_id, seen in first_seen.items():
+        found = await visitor_store.visitor_ids(
+            session, site_id=site_id, uids=list(seen), seen_at=seen
+        )
+        keys |= {(site_id, uid): key for uid, key in found.items()}
+    values = []
+    for write in writes:
+        site = sites[write.site_id]
+        assert site is not None
+        visitor = keys[(write.site_id, write.clean.uid)]
+        values.append(_payment_values(site, write.clean, visitor, write.now, write.provider))
+    ids_of: dict[int, int] = {}
+    for site_id in dict.fromkeys(row["site_id"] for row in values):
+        numbers = [n for n, row in enumerate(values) if row["site_id"] == site_id]
+        rows = core_rows(Payment, [values[n] for n in numbers])
+        inserted = await payment_store.insert_payments(session, site_id=site_id, rows=rows)
+        ids_of |= dict(zip(numbers, inserted, strict=True))
+    ids = [ids_of[n] for n in range(len(values))]
+    await visitor_store.mark_many_active(
+        session, [(row["site_id"], row["visitor_id"], row["paid_at"]) for row in values]
+    )
+    results = [
+        PaymentResult(created=True, payment=Payment(id=id_, **row), visitor_uid=write.clean.uid)
+        for id_, row, write in zip(ids, values, writes, strict=True)
+    ]
+    await live.payments_created(session, [(r.payment, r.visitor_uid) for r in results])
+    return results
 
 
 @dataclass(frozen=True, slots=True)

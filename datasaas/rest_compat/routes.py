@@ -372,15 +372,23 @@ async def create_payment(
     body = await read_json_object(request, allowed=PAYMENT_FIELDS)
     payment = PaymentIn(**{field: body.get(field) for field in PAYMENT_FIELDS})
 
-    async def work(session: AsyncSession) -> BaseModel:
-        site = await require_site(session, target.site_id)
-        result = await payment_resolvers.record_payment(session, site=site, payment=payment)
+    def respond(result: payment_resolvers.PaymentResult) -> BaseModel:
         return models.PaymentCreateResponse(
             results=models.PaymentCreated(
                 created=result.created, transaction_id=result.payment.transaction_id
             ),
             meta=models.SiteMeta(site_id=target.site_id),
         )
+
+    if idempotency_key is None:  # the common case: validated here, written with its neighbours
+        write = payment_resolvers.validate_payment(target.site_id, payment)
+        return _send(
+            respond(await database.submit_batched(payment_resolvers.record_payments, write))
+        )
+
+    async def work(session: AsyncSession) -> BaseModel:
+        site = await require_site(session, target.site_id)
+        return respond(await payment_resolvers.record_payment(session, site=site, payment=payment))
 
     fingerprint = idempotency.fingerprint("payments", target.site_id, body)
     return await _write_once(database, target, idempotency_key, fingerprint, work)

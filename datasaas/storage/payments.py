@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -14,7 +15,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from datasaas.storage.models import Payment, Visitor
-from datasaas.storage.sql import epoch_seconds
+from datasaas.storage.sql import core_table, epoch_seconds, insert_returning_ids
 
 REFUND = "refund"
 RECURRING = "recurring"
@@ -311,6 +312,42 @@ async def ledger_row(session: AsyncSession, *, payment_id: int) -> LedgerRow:
     """One payment as the ledger shows it."""
     row = (await session.execute(_ledger_select().where(col(Payment.id) == payment_id))).one()
     return _ledger_row(row)
+
+
+async def existing_transactions(
+    session: AsyncSession, *, site_id: str, transaction_ids: Sequence[str]
+) -> set[str]:
+    """Which of a site's ``transaction_ids`` are recorded already (one indexed statement)."""
+    if not transaction_ids:
+        return set()
+    rows = await session.scalars(
+        select(col(Payment.transaction_id)).where(
+            col(Payment.site_id) == site_id, col(Payment.transaction_id).in_(transaction_ids)
+        )
+    )
+    return set(rows.all())
+
+
+async def ledger_rows(session: AsyncSession, *, payment_ids: Sequence[int]) -> dict[int, LedgerRow]:
+    """Several payments as the ledger shows them, by id (one statement)."""
+    rows = await session.execute(_ledger_select().where(col(Payment.id).in_(payment_ids)))
+    return {row[0]: _ledger_row(row) for row in rows.all()}
+
+
+async def insert_payments(
+    session: AsyncSession, *, site_id: str, rows: Sequence[dict[str, Any]]
+) -> list[int]:
+    """Insert many new payments of a site (each row: the ``payment`` columns) in one
+    executemany of a Core statement; return their ids in order. A transaction id taken
+    meanwhile raises ``IntegrityError``."""
+    table = core_table(Payment)
+    return await insert_returning_ids(
+        session,
+        table,
+        rows,
+        natural_key=[table.c.transaction_id],
+        where=[table.c.site_id == site_id],
+    )
 
 
 async def refund_count(session: AsyncSession, *, site_id: str, transaction_id: str) -> int:

@@ -1,0 +1,126 @@
+"""Payments written set-based and keys looked up together: same answers as one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlmodel import col
+
+from datasaas.errors import Conflict, NotFound, Unauthorized
+from datasaas.resolvers import payments as payment_resolvers
+from datasaas.resolvers import sites as site_resolvers
+from datasaas.resolvers.payments import PaymentIn
+from datasaas.storage.engine import Database
+from datasaas.storage.live_models import OutboxEvent
+from datasaas.storage.models import Payment, Visitor, VisitorSlot
+from tests.factories import make_key, make_site
+
+
+def _payment(tx: str, uid: str = "v1", amount: str = "10.00", **extra: object) -> PaymentIn:
+    return PaymentIn(visitor_id=uid, amount=amount, currency="USD", transaction_id=tx, **extra)
+
+
+async def _submit(database: Database, site_id: str, payment: PaymentIn) -> object:
+    write = payment_resolvers.validate_payment(site_id, payment)
+    return await database.submit_batched(payment_resolvers.record_payments, write)
+
+
+async def _scalar(database: Database, query: object) -> int:
+    async with database.read() as session:
+        return int(await session.scalar(query) or 0)  # type: ignore[call-overload]
+
+
+async def test_concurrent_payments_are_stored_set_based_with_their_derived_rows(
+    database: Database,
+) -> None:
+    await make_site(database)
+    commits: list[int] = []
+    event.listen(database.engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    paid = datetime.now(UTC) - timedelta(days=2)
+    payments = [
+        _payment(f"tx{n}", uid=f"v{n % 5}", paid_at=paid.isoformat(), payment_type="recurring")
+        for n in range(30)
+    ]
+    results = await asyncio.gather(*(_submit(database, "ds_test", p) for p in payments))
+    assert [r.created for r in results] == [True] * 30  # type: ignore[attr-defined]
+    assert [r.payment.transaction_id for r in results] == [f"tx{n}" for n in range(30)]  # type: ignore[attr-defined]
+    assert len({r.payment.id for r in results}) == 30  # type: ignore[attr-defined]
+    assert len(commits) < 30
+    assert await _scalar(database, select(func.count(col(Payment.id)))) == 30
+    assert await _scalar(database, select(func.count(col(Visitor.id)))) == 5
+    # Every payment's activity slot and its payment.created event, none twice.
+    assert await _scalar(database, select(func.count()).select_from(VisitorSlot)) == 5
+    created = select(func.count(col(OutboxEvent.id))).where(
+        col(OutboxEvent.type) == "payment.created"
+    )
+    assert await _scalar(database, created) == 30
+
+
+async def test_replays_refunds_and_conflicts_in_one_batch_behave_as_one_at_a_time(
+    database: Database,
+) -> None:
+    await make_site(database)
+    writes = [
+        _payment("orig", amount="100.00"),
+        _payment("orig", amount="100.00"),  # an identical replay in the same batch
+        _payment("orig", amount="99.00"),  # a different payment under a taken id
+        *(
+            _payment(f"r{n}", amount="20.00", payment_type="refund", original_transaction_id="orig")
+            for n in range(10)
+        ),
+    ]
+    outcomes = await asyncio.gather(
+        *(_submit(database, "ds_test", w) for w in writes), return_exceptions=True
+    )
+    assert outcomes[0].created is True  # type: ignore[union-attr]
+    assert outcomes[1].created is False  # type: ignore[union-attr]
+    assert isinstance(outcomes[2], Conflict)
+    refunds = outcomes[3:]
+    assert sum(1 for r in refunds if not isinstance(r, BaseException)) == 5
+    assert all(isinstance(r, Conflict) for r in refunds if isinstance(r, BaseException))
+    refunded = select(func.sum(col(Payment.amount_minor))).where(
+        col(Payment.payment_type) == "refund"
+    )
+    assert await _scalar(database, refunded) == 10000
+    assert await _scalar(database, select(func.count(col(Payment.id)))) == 6
+
+
+async def test_a_payment_for_an_unknown_site_fails_alone(database: Database) -> None:
+    await make_site(database)
+    good, missing = await asyncio.gather(
+        _submit(database, "ds_test", _payment("a")),
+        _submit(database, "ds_nope", _payment("b")),
+        return_exceptions=True,
+    )
+    assert good.created is True  # type: ignore[union-attr]
+    assert isinstance(missing, NotFound)
+    assert await _scalar(database, select(func.count(col(Payment.id)))) == 1
+
+
+async def test_shared_key_lookups_answer_each_caller_and_see_a_revocation_at_once(
+    database: Database,
+) -> None:
+    await make_site(database)
+    keys = [await make_key(database) for _ in range(3)]
+    headers = [f"Bearer {k.secret}" for k in keys] * 10
+    statements: list[str] = []
+    event.listen(
+        database.engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_: statements.append(sql),
+    )
+    principals = await asyncio.gather(
+        *(site_resolvers.authenticate_shared(database.keys, h) for h in headers)
+    )
+    assert [p.key_id for p in principals] == [k.key.id for k in keys] * 10
+    lookups = [s for s in statements if "api_key" in s and s.lstrip().upper().startswith("SELECT")]
+    assert 1 <= len(lookups) < 30  # shared, not one per request
+    async with database.write() as session:
+        await site_resolvers.revoke_key(session, key_id=keys[0].key.id)
+    with pytest.raises(Unauthorized, match="revoked"):
+        await site_resolvers.authenticate_shared(database.keys, headers[0])
+    with pytest.raises(Unauthorized, match="Invalid"):
+        await site_resolvers.authenticate_shared(database.keys, "Bearer ds_live_" + "x" * 32)
