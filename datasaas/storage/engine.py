@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from datasaas.storage import ids
+from datasaas.storage import ids, sqlite_driver
 from datasaas.storage.activity import CACHE_KEY, ActivityCache
 from datasaas.storage.group_commit import GroupCommit
 from datasaas.storage.key_lookups import KeyLookups
@@ -118,7 +119,12 @@ class Database:
         }
         if self.is_sqlite:
             _ensure_sqlite_directory(url)
-            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            # aiosqlite, one trip to its thread per statement (``sqlite_driver``), connected
+            # with the arguments SQLAlchemy would derive from the URL.
+            cargs, cparams = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
+            kwargs["async_creator"] = sqlite_driver.connector(
+                *cargs, **cparams, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
+            )
             # Same ceiling, but every connection stays pooled: an overflow connection is closed
             # when returned, and opening one (a thread, four PRAGMAs) costs more than a request.
             kwargs["pool_size"] = pool.size + pool.max_overflow
