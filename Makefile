@@ -45,9 +45,11 @@ fuzz: $(VENV)/.dev-installed  ## schemathesis, every check and phase, thousands 
 
 SCALE ?= M
 BENCH_POSTGRES ?=
-bench: $(VENV)/.dev-installed  ## Reads at 1M visitors, then writes under load (SCALE=S: quick; BENCH_POSTGRES=URL: PostgreSQL too)
+bench: $(VENV)/.dev-installed  ## Reads at 1M visitors, writes under load, reads under writes (SCALE=S: quick; BENCH_POSTGRES=URL: PostgreSQL too)
 	$(BIN)/python -m benchmarks.run $(if $(filter S,$(SCALE)),--visitors 20000 --runs 5) $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
 	$(BIN)/python -m benchmarks.writes --scale $(SCALE) $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
+	$(BIN)/python -m benchmarks.mixed $(if $(filter S,$(SCALE)),--visitors 20000 --runs 5)
+	$(if $(BENCH_POSTGRES),$(BIN)/python -m benchmarks.mixed $(if $(filter S,$(SCALE)),--visitors 20000 --runs 5) --postgres $(BENCH_POSTGRES))
 
 schema: $(VENV)/.installed  ## Export the GraphQL schema to schema.graphql
 	$(BIN)/strawberry export-schema datasaas.schema:schema --output schema.graphql

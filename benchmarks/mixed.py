@@ -1,0 +1,191 @@
+"""Reads under write load: each 30-day read's p95 while goals and events are being written.
+
+``python -m benchmarks.mixed [--visitors N] [--runs 10] [--postgres URL]`` serves a pristine
+copy of the read benchmark's dataset (built or reused exactly as ``benchmarks.run`` does), times
+every UTC read of the read benchmark quietly, then again while a separate thread of this process
+keeps 16 keep-alive connections busy writing (8 posting ``POST /api/v1/goals``, 8 posting
+``POST /api/events`` with one pageview, the raw asyncio client of ``benchmarks.writes``), and
+prints both p50/p95 per read with the 100 ms budget and the writes sustained meanwhile. With
+``--postgres`` the dataset database is dropped afterwards unless ``--keep-postgres``. The
+writes are live traffic (timestamped now, after the dataset's range), so what is measured is the
+contention a read meets (CPU, SQLite's writer lock, connection pool), not cache invalidation,
+which ``benchmarks.run`` measures with its backdated writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.dataset import SITE_DOMAIN, SITE_ID, DatasetSpec, drop_postgres
+from benchmarks.measure import measure
+from benchmarks.reads import reads_for
+from benchmarks.report import ReadResult
+from benchmarks.run import BenchOptions, _build, issue_key, pristine_copy, serve
+from benchmarks.writes import BROWSER, Scenario, saturate
+from datasaas.resolvers.sites import Scope
+
+BUDGET_MS = 100.0
+WRITERS_PER_KIND = 8
+
+
+def _write_scenarios(run: str) -> list[Scenario]:
+    site = {"site_id": SITE_ID}
+    return [
+        Scenario(
+            "POST /api/v1/goals",
+            1,
+            lambda n: (
+                "POST",
+                "/api/v1/goals",
+                site,
+                {"name": "signup", "visitor_id": f"{run}-g{n % 5000}"},
+            ),
+        ),
+        Scenario(
+            "POST /api/events (1)",
+            1,
+            lambda n: (
+                "POST",
+                "/api/events",
+                None,
+                {
+                    "website_id": SITE_ID,
+                    "visitor_id": f"{run}-e{n}",
+                    "session_id": f"{run}-s{n}",
+                    "event_type": "pageview",
+                    "hostname": SITE_DOMAIN,
+                    "url": f"https://{SITE_DOMAIN}/pricing?utm_source=mixed",
+                },
+            ),
+        ),
+    ]
+
+
+@dataclass(slots=True)
+class WriteLoad:
+    """Writes kept running in a thread of their own until stopped."""
+
+    base: str
+    key: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    answered: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Begin writing."""
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.thread.start()
+
+    def finish(self) -> None:
+        """Stop writing and wait for the writers."""
+        self.stop.set()
+        assert self.thread is not None
+        self.thread.join()
+
+    async def _run(self) -> None:
+        began = time.perf_counter()
+        run = uuid.uuid4().hex[:8]
+
+        async def keep_writing(scenario: Scenario) -> None:
+            statuses = self.answered.setdefault(scenario.name, {})
+            while not self.stop.is_set():
+                outcome = await saturate(self.base, self.key, scenario, 200, WRITERS_PER_KIND)
+                for status, count in outcome.statuses.items():
+                    statuses[status] = statuses.get(status, 0) + count
+
+        await asyncio.gather(*(keep_writing(s) for s in _write_scenarios(run)))
+        self.seconds = time.perf_counter() - began
+
+
+def _table(quiet: Sequence[ReadResult], loaded: Sequence[ReadResult], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("read", "quiet p50 / p95 ms", "under writes p50 / p95 ms", "budget"):
+        table.add_column(column)
+    for calm, busy in zip(quiet, loaded, strict=True):
+        within = busy.p95_ms is not None and busy.p95_ms <= BUDGET_MS
+        table.add_row(
+            calm.name,
+            f"{calm.median_ms or 0:.1f} / {calm.p95_ms or 0:.1f}",
+            f"{busy.median_ms or 0:.1f} / {busy.p95_ms or 0:.1f}",
+            f"{'ok' if within else 'OVER'} ({BUDGET_MS:.0f})",
+        )
+    return table
+
+
+def run_mixed(options: BenchOptions, console: Console) -> dict[str, Any]:
+    """Quiet reads, then the same reads under write load, on one server; return the report."""
+    spec = DatasetSpec(
+        visitors=options.visitors, pageviews_per_visitor=options.pageviews_per_visitor
+    )
+    build = _build(options, spec, console)
+    reads = [read for read in reads_for(SITE_ID, spec) if read.window.label == "UTC"]
+    with pristine_copy(build, options) as url:
+        read_key = asyncio.run(issue_key(url))
+        write_key = asyncio.run(issue_key(url, Scope.READ_WRITE))
+        with serve(url) as base:
+            headers = {"Authorization": f"Bearer {read_key}", "User-Agent": BROWSER}
+            with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+                quiet, _ = measure(client, reads, runs=options.runs, warmup=options.warmup)
+                load = WriteLoad(base, write_key)
+                load.start()
+                try:
+                    loaded, _ = measure(client, reads, runs=options.runs, warmup=1)
+                finally:
+                    load.finish()
+    backend = "PostgreSQL" if options.postgres else "SQLite"
+    console.print(_table(quiet, loaded, f"Reads under write load, {backend}, 1 worker"))
+    writes = {
+        name: {**statuses, "per_s": round(sum(statuses.values()) / load.seconds, 1)}
+        for name, statuses in load.answered.items()
+    }
+    console.print(f"Writes answered meanwhile ({load.seconds:.1f} s): {writes}")
+    return {
+        "backend": backend,
+        "quiet": [(r.name, r.status, r.median_ms, r.p95_ms) for r in quiet],
+        "under_writes": [(r.name, r.status, r.median_ms, r.p95_ms) for r in loaded],
+        "writes": writes,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the mixed benchmark; exit 1 when a read errored."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.mixed", description=__doc__)
+    parser.add_argument("--visitors", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--postgres", metavar="URL", help="an admin URL, to bench PostgreSQL")
+    parser.add_argument("--postgres-db", default="datasaas_bench")
+    parser.add_argument("--keep-postgres", action="store_true", help="keep the dataset database")
+    args = parser.parse_args(argv)
+    options = BenchOptions(
+        visitors=args.visitors,
+        runs=args.runs,
+        postgres=args.postgres,
+        postgres_db=args.postgres_db,
+        keep_postgres=args.keep_postgres,
+    )
+    console = Console(width=160)
+    try:
+        report = run_mixed(options, console)
+    finally:
+        if options.postgres and not options.keep_postgres:
+            asyncio.run(drop_postgres(options.postgres, options.postgres_db))
+    failed = [row for row in report["quiet"] + report["under_writes"] if row[1] != "ok"]
+    for name, status, *_ in failed:
+        console.print(f"read failed: {name} ({status})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
