@@ -2,7 +2,7 @@
 
 Visitors (first-touch attributes set directly: demo traffic has no real IP or User-Agent) and
 pageviews are bulk-imported (``resolvers.imports``); goal completions and payments go through
-the resolvers (``store_completions``, set-based, and ``record_payment``) like API writes.
+the resolvers (``store_completions`` and ``record_payments``, set-based) like API writes.
 Everything happens in the caller's transaction, so a run fills the site completely or not at all.
 """
 
@@ -28,7 +28,7 @@ from datasaas.demo.planner import Traffic
 from datasaas.errors import Conflict
 from datasaas.resolvers import imports as import_resolvers
 from datasaas.resolvers.goals import NewCompletion, store_completions
-from datasaas.resolvers.payments import record_payment
+from datasaas.resolvers.payments import record_payments, validate_payment
 
 if TYPE_CHECKING:
     from datasaas.storage.models import Site
@@ -39,6 +39,8 @@ __all__ = ["DemoSummary", "report", "write_traffic"]
 _PAGEVIEW_STEP = 2000
 # Goal completions per set-based write.
 _GOAL_STEP = 1000
+# Payments per set-based write (refunds among them are written one by one after the others).
+_PAYMENT_STEP = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +107,13 @@ async def write_traffic(
             )
             progress.update(task, advance=len(goals))
         progress.update(task, description="Payments")
-        for event in traffic.payments:
-            await record_payment(session, site=site, payment=event.payment, now=now)
-            progress.update(task, advance=1)
+        for start in range(0, len(traffic.payments), _PAYMENT_STEP):
+            events = traffic.payments[start : start + _PAYMENT_STEP]
+            await record_payments(
+                session,
+                [validate_payment(site.id, event.payment, now=now) for event in events],
+            )
+            progress.update(task, advance=len(events))
         progress.update(task, description="Done")
     return DemoSummary(
         site_id=site.id,

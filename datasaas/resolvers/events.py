@@ -15,7 +15,7 @@ receive no real traffic, so nothing is lost by relaxing the check for it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -28,7 +28,6 @@ from datasaas.resolvers import live
 from datasaas.resolvers.goals import NewCompletion, store_completions
 from datasaas.resolvers.ingest import TrackedEvent
 from datasaas.storage import pageviews as pageview_store
-from datasaas.storage import sites as site_store
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.models import Site
 
@@ -48,14 +47,17 @@ class ClientInfo:
     city: str | None = None
 
 
-async def sites_for(session: AsyncSession, *, events: Sequence[TrackedEvent]) -> dict[str, Site]:
-    """Return the sites the events name; NotFound for an unknown one, InvalidInput on host mismatch.
+async def sites_for(
+    find: Callable[[str], Awaitable[Site | None]], *, events: Sequence[TrackedEvent]
+) -> dict[str, Site]:
+    """Return the sites the events name (``find`` looks one up); NotFound for an unknown one,
+    InvalidInput on host mismatch.
 
     Field paths in the details follow ``parse_events``: ``[index].hostname`` for batches.
     """
     sites: dict[str, Site] = {}
     for website_id in dict.fromkeys(event.website_id for event in events):
-        site = await site_store.get_site(session, website_id)
+        site = await find(website_id)
         if site is None:
             raise NotFound(f"Website '{website_id}' does not exist.")
         sites[website_id] = site

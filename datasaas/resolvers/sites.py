@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from datasaas.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from datasaas.money import normalize_currency
 from datasaas.storage import sites as store
-from datasaas.storage.key_lookups import KeyLookups, KeyRow
+from datasaas.storage.lookups import KeyRow, SharedLookups
 from datasaas.storage.models import ApiKey, Site
 
 SITE_ID_RE = re.compile(r"^ds_[a-z0-9_]{1,61}$")
@@ -196,7 +196,9 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Prin
     return principal_of(await store.find_key_by_hash(session, digest), digest)
 
 
-async def authenticate_shared(lookups: KeyLookups, authorization: str | None) -> Principal:
+async def authenticate_shared(
+    lookups: SharedLookups[str, KeyRow], authorization: str | None
+) -> Principal:
     """``authenticate`` with the lookup shared by the requests arriving together."""
     digest = hash_secret(bearer_secret(authorization))
     return principal_of(await lookups.find(digest), digest)

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
 from datasaas.storage import ids, sqlite_driver
 from datasaas.storage.activity import CACHE_KEY, ActivityCache
 from datasaas.storage.group_commit import GroupCommit
-from datasaas.storage.key_lookups import KeyLookups
+from datasaas.storage.lookups import SharedLookups, find_keys, find_sites
 from datasaas.storage.outbox import SIGNAL_KEY, OutboxSignal
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -151,7 +151,8 @@ class Database:
         self._writer = async_sessionmaker(write_engine, expire_on_commit=False, info=info)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self.group_commit = GroupCommit(self.write)
-        self.keys = KeyLookups(self.read)
+        self.keys = SharedLookups(self.read, find_keys)
+        self.sites = SharedLookups(self.read, find_sites)
 
     async def submit(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run a write in the next group commit (see ``group_commit``): in a savepoint of a

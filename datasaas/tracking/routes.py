@@ -229,8 +229,7 @@ async def _ingest(
     if (extra := batch_cost(body) - 1) > 0:
         await spend(extra)
     events = parse_events(body)
-    async with database.read() as session:
-        sites = await event_resolvers.sites_for(session, events=events)
+    sites = await event_resolvers.sites_for(database.sites.find, events=events)
     device = parse_user_agent(request.headers.get("user-agent"))
     stored = 0
     if not device.is_bot and any(live.shows_presence(event.event_type) for event in events):

@@ -1,4 +1,4 @@
-"""Payments written set-based and keys looked up together: same answers as one at a time."""
+"""Payments written set-based, keys and sites looked up together: the answers of one at a time."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
 from sqlmodel import col
 
 from datasaas.errors import Conflict, NotFound, Unauthorized
@@ -15,7 +15,7 @@ from datasaas.resolvers import sites as site_resolvers
 from datasaas.resolvers.payments import PaymentIn
 from datasaas.storage.engine import Database
 from datasaas.storage.live_models import OutboxEvent
-from datasaas.storage.models import Payment, Visitor, VisitorSlot
+from datasaas.storage.models import Payment, Site, Visitor, VisitorSlot
 from tests.factories import make_key, make_site
 
 
@@ -124,3 +124,16 @@ async def test_shared_key_lookups_answer_each_caller_and_see_a_revocation_at_onc
         await site_resolvers.authenticate_shared(database.keys, headers[0])
     with pytest.raises(Unauthorized, match="Invalid"):
         await site_resolvers.authenticate_shared(database.keys, "Bearer ds_live_" + "x" * 32)
+
+
+async def test_shared_site_lookups_see_a_site_created_or_deleted_before_they_start(
+    database: Database,
+) -> None:
+    assert await database.sites.find("ds_test") is None
+    await make_site(database)
+    found = await asyncio.gather(*(database.sites.find("ds_test") for _ in range(20)))
+    assert {site.domain for site in found if site is not None} == {"example.com"}
+    assert all(site is not None for site in found)
+    async with database.write() as session:
+        await session.execute(delete(Site).where(col(Site.id) == "ds_test"))
+    assert await database.sites.find("ds_test") is None
