@@ -3,9 +3,10 @@
 ``python -m benchmarks.mixed [--visitors N] [--runs 10] [--postgres URL]`` serves a pristine
 copy of the read benchmark's dataset (built or reused exactly as ``benchmarks.run`` does), times
 every UTC read of the read benchmark quietly, then again while a separate thread of this process
-keeps 16 keep-alive connections busy writing (8 posting ``POST /api/v1/goals``, 8 posting
-``POST /api/events`` with one pageview, the raw asyncio client of ``benchmarks.writes``), and
-prints both p50/p95 per read with the 100 ms budget and the writes sustained meanwhile. With
+writes at ``--write-rate`` requests/s over 16 keep-alive connections (8 posting
+``POST /api/v1/goals``, 8 posting ``POST /api/events`` with one pageview, the raw asyncio client
+of ``benchmarks.writes``; ``--write-rate 0`` saturates), and prints both p50/p95 per read with
+the 100 ms budget and the writes answered meanwhile. With
 ``--postgres`` the dataset database is dropped afterwards unless ``--keep-postgres``. The
 writes are live traffic (timestamped now, after the dataset's range), so what is measured is the
 contention a read meets (CPU, SQLite's writer lock, connection pool), not cache invalidation,
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import threading
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from rich.console import Console
@@ -31,12 +34,16 @@ from benchmarks.dataset import SITE_DOMAIN, SITE_ID, DatasetSpec, drop_postgres
 from benchmarks.measure import measure
 from benchmarks.reads import reads_for
 from benchmarks.report import ReadResult
-from benchmarks.run import BenchOptions, _build, issue_key, pristine_copy, serve
-from benchmarks.writes import BROWSER, Scenario, saturate
+from benchmarks.run import BenchOptions, _build, issue_key, pristine_copy
+from benchmarks.writes import BROWSER, REPO_ROOT, Scenario, _exchange, _request_bytes
+from datasaas.devserver import running_server
 from datasaas.resolvers.sites import Scope
 
 BUDGET_MS = 100.0
 WRITERS_PER_KIND = 8
+DEFAULT_RATE = 400.0
+"""Writes/s during the timed reads: a busy site's steady traffic, well under the ceiling (a
+saturating load, ``--write-rate 0``, makes every read queue behind the writes of one worker)."""
 
 
 def _write_scenarios(run: str) -> list[Scenario]:
@@ -74,10 +81,12 @@ def _write_scenarios(run: str) -> list[Scenario]:
 
 @dataclass(slots=True)
 class WriteLoad:
-    """Writes kept running in a thread of their own until stopped."""
+    """Writes kept running at ``rate`` requests/s (half goals, half events) in a thread of their
+    own until stopped; ``rate`` 0 saturates (every connection sends as fast as it is answered)."""
 
     base: str
     key: str
+    rate: float
     stop: threading.Event = field(default_factory=threading.Event)
     answered: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -97,15 +106,34 @@ class WriteLoad:
     async def _run(self) -> None:
         began = time.perf_counter()
         run = uuid.uuid4().hex[:8]
+        parts = urlsplit(self.base)
 
-        async def keep_writing(scenario: Scenario) -> None:
+        async def connection(scenario: Scenario, number: int, interval: float) -> None:
             statuses = self.answered.setdefault(scenario.name, {})
-            while not self.stop.is_set():
-                outcome = await saturate(self.base, self.key, scenario, 200, WRITERS_PER_KIND)
-                for status, count in outcome.statuses.items():
-                    statuses[status] = statuses.get(status, 0) + count
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+            due = time.perf_counter() + interval * number / WRITERS_PER_KIND
+            n = number
+            try:
+                while not self.stop.is_set():
+                    request = _request_bytes(parts.netloc, self.key, *scenario.build(n))
+                    status = str(await _exchange(reader, writer, request))
+                    statuses[status] = statuses.get(status, 0) + 1
+                    n += WRITERS_PER_KIND
+                    if interval:
+                        due += interval
+                        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            finally:
+                writer.close()
 
-        await asyncio.gather(*(keep_writing(s) for s in _write_scenarios(run)))
+        per_connection = self.rate / 2 / WRITERS_PER_KIND
+        interval = 1 / per_connection if per_connection else 0.0
+        await asyncio.gather(
+            *(
+                connection(scenario, number, interval)
+                for scenario in _write_scenarios(run)
+                for number in range(WRITERS_PER_KIND)
+            )
+        )
         self.seconds = time.perf_counter() - began
 
 
@@ -124,7 +152,7 @@ def _table(quiet: Sequence[ReadResult], loaded: Sequence[ReadResult], title: str
     return table
 
 
-def run_mixed(options: BenchOptions, console: Console) -> dict[str, Any]:
+def run_mixed(options: BenchOptions, console: Console, *, rate: float) -> dict[str, Any]:
     """Quiet reads, then the same reads under write load, on one server; return the report."""
     spec = DatasetSpec(
         visitors=options.visitors, pageviews_per_visitor=options.pageviews_per_visitor
@@ -134,18 +162,26 @@ def run_mixed(options: BenchOptions, console: Console) -> dict[str, Any]:
     with pristine_copy(build, options) as url:
         read_key = asyncio.run(issue_key(url))
         write_key = asyncio.run(issue_key(url, Scope.READ_WRITE))
-        with serve(url) as base:
+        env = {
+            **os.environ,
+            "DATASAAS_DATABASE_URL": url,
+            "DATASAAS_RATE_LIMIT_PER_MINUTE": "1000000000",
+            "DATASAAS_EVENTS_RATE_LIMIT_PER_MINUTE": "1000000000",
+            "DATASAAS_LOG_LEVEL": "warning",
+        }
+        with running_server(env, timeout=60, cwd=REPO_ROOT) as base:
             headers = {"Authorization": f"Bearer {read_key}", "User-Agent": BROWSER}
             with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
                 quiet, _ = measure(client, reads, runs=options.runs, warmup=options.warmup)
-                load = WriteLoad(base, write_key)
+                load = WriteLoad(base, write_key, rate)
                 load.start()
                 try:
                     loaded, _ = measure(client, reads, runs=options.runs, warmup=1)
                 finally:
                     load.finish()
     backend = "PostgreSQL" if options.postgres else "SQLite"
-    console.print(_table(quiet, loaded, f"Reads under write load, {backend}, 1 worker"))
+    load_name = f"{rate:,.0f} writes/s" if rate else "saturating writes"
+    console.print(_table(quiet, loaded, f"Reads under {load_name}, {backend}, 1 worker"))
     writes = {
         name: {**statuses, "per_s": round(sum(statuses.values()) / load.seconds, 1)}
         for name, statuses in load.answered.items()
@@ -167,6 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--postgres", metavar="URL", help="an admin URL, to bench PostgreSQL")
     parser.add_argument("--postgres-db", default="datasaas_bench")
     parser.add_argument("--keep-postgres", action="store_true", help="keep the dataset database")
+    parser.add_argument(
+        "--write-rate",
+        type=float,
+        default=DEFAULT_RATE,
+        help="writes/s meanwhile, half goals, half events (0 saturates)",
+    )
     args = parser.parse_args(argv)
     options = BenchOptions(
         visitors=args.visitors,
@@ -177,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     console = Console(width=160)
     try:
-        report = run_mixed(options, console)
+        report = run_mixed(options, console, rate=args.write_rate)
     finally:
         if options.postgres and not options.keep_postgres:
             asyncio.run(drop_postgres(options.postgres, options.postgres_db))
