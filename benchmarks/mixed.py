@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -81,29 +81,60 @@ def _write_scenarios(run: str) -> list[Scenario]:
 
 @dataclass(slots=True)
 class WriteLoad:
-    """Writes kept running at ``rate`` requests/s (half goals, half events) in a thread of their
-    own until stopped; ``rate`` 0 saturates (every connection sends as fast as it is answered)."""
+    """Writes kept running at ``rate`` requests/s (half goals, half events) in a process of
+    their own (a thread would share this process's GIL with the timed reads) until stopped;
+    ``rate`` 0 saturates (every connection sends as fast as it is answered)."""
 
     base: str
     key: str
     rate: float
-    stop: threading.Event = field(default_factory=threading.Event)
     answered: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
-    thread: threading.Thread | None = None
+    _stop: Any = None
+    _results: Any = None
+    _process: Any = None
 
     def start(self) -> None:
         """Begin writing."""
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-        self.thread.start()
+        context = multiprocessing.get_context("spawn")
+        self._stop, self._results, ready = context.Event(), context.Queue(), context.Event()
+        self._process = context.Process(
+            target=_write_until_stopped,
+            args=(self.base, self.key, self.rate, self._stop, self._results, ready),
+            daemon=True,
+        )
+        self._process.start()
+        if not ready.wait(timeout=60):
+            raise RuntimeError("the writers did not start")
+        time.sleep(1.0)  # let the write rate settle before the first timed read
 
     def finish(self) -> None:
-        """Stop writing and wait for the writers."""
-        self.stop.set()
-        assert self.thread is not None
-        self.thread.join()
+        """Stop writing; collect what the writers were answered."""
+        self._stop.set()
+        self.answered, self.seconds = self._results.get(timeout=120)
+        self._process.join()
 
-    async def _run(self) -> None:
+
+def _write_until_stopped(
+    base: str, key: str, rate: float, stop: Any, results: Any, ready: Any
+) -> None:
+    load = _Writers(base, key, rate, stop, ready)
+    asyncio.run(load.run())
+    results.put((load.answered, load.seconds))
+
+
+@dataclass(slots=True)
+class _Writers:
+    base: str
+    key: str
+    rate: float
+    stop: Any
+    ready: Any
+    answered: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    async def run(self) -> None:
+        """Write until ``stop`` is set."""
         began = time.perf_counter()
         run = uuid.uuid4().hex[:8]
         parts = urlsplit(self.base)
@@ -111,6 +142,7 @@ class WriteLoad:
         async def connection(scenario: Scenario, number: int, interval: float) -> None:
             statuses = self.answered.setdefault(scenario.name, {})
             reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+            self.ready.set()
             due = time.perf_counter() + interval * number / WRITERS_PER_KIND
             n = number
             try:
@@ -180,13 +212,16 @@ def run_mixed(options: BenchOptions, console: Console, *, rate: float) -> dict[s
                 finally:
                     load.finish()
     backend = "PostgreSQL" if options.postgres else "SQLite"
-    load_name = f"{rate:,.0f} writes/s" if rate else "saturating writes"
+    load_name = f"{rate:,.0f} writes/s offered" if rate else "saturating writes"
     console.print(_table(quiet, loaded, f"Reads under {load_name}, {backend}, 1 worker"))
     writes = {
         name: {**statuses, "per_s": round(sum(statuses.values()) / load.seconds, 1)}
         for name, statuses in load.answered.items()
     }
-    console.print(f"Writes answered meanwhile ({load.seconds:.1f} s): {writes}")
+    console.print(
+        f"Writes answered meanwhile ({load.seconds:.1f} s, one request at a time per "
+        f"connection): {writes}"
+    )
     return {
         "backend": backend,
         "quiet": [(r.name, r.status, r.median_ms, r.p95_ms) for r in quiet],
