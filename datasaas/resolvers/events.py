@@ -186,18 +186,29 @@ async def record_event_batches(session: AsyncSession, batches: Sequence[EventBat
 async def _record_pageviews(
     session: AsyncSession, *, site: Site, arrived: Sequence[_Arrived]
 ) -> None:
-    first_seen: dict[str, datetime] = {}
+    # Each visitor's first pageview in arrival order gives their first touch: written with the
+    # visitor row when this creates it, else (a visitor first seen server-side) set after.
+    first: dict[str, _Arrived] = {}
     for item in arrived:
-        first_seen.setdefault(item.event.visitor_id, item.at)
+        first.setdefault(item.event.visitor_id, item)
+
+    def touch_of(uid: str) -> dict[str, object]:
+        item = first[uid]
+        return _first_touch(site=site, event=item.event, client=item.client)
+
     keys = await visitor_store.visitor_keys(
-        session, site_id=site.id, uids=list(first_seen), seen_at=first_seen
+        session,
+        site_id=site.id,
+        uids=list(first),
+        seen_at={uid: item.at for uid, item in first.items()},
+        created_with=lambda uid: {**touch_of(uid), "first_pageview_at": first[uid].at},
     )
     touches: dict[int, dict[str, object]] = {}
     touched_at: dict[int, datetime] = {}
-    for item in arrived:  # the first pageview of each visitor still without a first touch
-        visitor = keys[item.event.visitor_id]
-        if visitor.awaits_first_touch and visitor.key not in touches:
-            touches[visitor.key] = _first_touch(site=site, event=item.event, client=item.client)
+    for uid, item in first.items():  # visitors that existed without a first touch
+        visitor = keys[uid]
+        if visitor.awaits_first_touch:
+            touches[visitor.key] = touch_of(uid)
             touched_at[visitor.key] = item.at
     await visitor_store.set_first_touches(session, at=touched_at, touches=touches)
     await pageview_store.insert_pageviews(

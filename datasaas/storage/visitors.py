@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -26,6 +26,7 @@ from datasaas.storage.sql import (
     dialect_insert,
     dialect_name,
     insert_many_ignoring_conflicts,
+    is_one_of,
     slot_of,
 )
 
@@ -53,9 +54,15 @@ async def visitor_keys(
     site_id: str,
     uids: Sequence[str],
     seen_at: datetime | Mapping[str, datetime],
+    created_with: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> dict[str, VisitorKey]:
     """Return the keys of many visitors, creating the unknown ones (first seen at ``seen_at``,
-    one instant for all or one per visitor): three statements a chunk."""
+    one instant for all or one per visitor): three statements a chunk.
+
+    ``created_with(uid)`` gives more columns for a visitor this call creates (a first pageview's
+    first touch, ``first_pageview_at`` included), so that a new visitor is written once instead
+    of inserted and then updated; a visitor that exists already (or that a concurrent writer
+    created first) is left as it is and still ``awaits_first_touch`` if it did."""
     keys: dict[str, VisitorKey] = {}
     for start in range(0, len(uids), _CHUNK):
         chunk = uids[start : start + _CHUNK]
@@ -64,6 +71,7 @@ async def visitor_keys(
         if missing:
             rows = [
                 {
+                    **(created_with(uid) if created_with is not None else {}),
                     "site_id": site_id,
                     "uid": uid,
                     "first_seen_at": seen_at if isinstance(seen_at, datetime) else seen_at[uid],
@@ -97,7 +105,7 @@ async def _known_keys(
 ) -> dict[str, VisitorKey]:
     found = await session.execute(
         select(col(Visitor.uid), col(Visitor.id), col(Visitor.first_pageview_at)).where(
-            col(Visitor.site_id) == site_id, col(Visitor.uid).in_(uids)
+            col(Visitor.site_id) == site_id, is_one_of(session, col(Visitor.uid), uids)
         )
     )
     return {
