@@ -135,6 +135,12 @@ class Database:
                 "command_timeout": pool.statement_timeout,
             }
         self.engine = create_async_engine(url, **kwargs)
+        if not self.is_sqlite:
+            # An executemany INSERT becomes multi-row INSERTs of up to 1,000 rows (SQLAlchemy's
+            # "insertmanyvalues", which PostgreSQL dialects use only with RETURNING by default):
+            # asyncpg's executemany runs the statement once per row on the server, and a batch
+            # of tracker events (visitors, pageviews, slots, presence) paid that per row.
+            self.engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
         write_engine = self.engine
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import bindparam, delete, false, func, literal, select, update
+from sqlalchemy import String, and_, bindparam, delete, false, func, literal, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -26,7 +27,6 @@ from datasaas.storage.sql import (
     dialect_insert,
     dialect_name,
     insert_many_ignoring_conflicts,
-    is_one_of,
     slot_of,
 )
 
@@ -103,11 +103,22 @@ async def visitor_ids(
 async def _known_keys(
     session: AsyncSession, site_id: str, uids: Sequence[str]
 ) -> dict[str, VisitorKey]:
-    found = await session.execute(
-        select(col(Visitor.uid), col(Visitor.id), col(Visitor.first_pageview_at)).where(
-            col(Visitor.site_id) == site_id, is_one_of(session, col(Visitor.uid), uids)
+    query = select(col(Visitor.uid), col(Visitor.id), col(Visitor.first_pageview_at))
+    if dialect_name(session) == "postgresql":
+        # Joined to the uids as a table, so that each is one probe of the (site_id, uid) index
+        # whatever the statistics say (with few or stale ones, ``uid = ANY(...)`` was planned
+        # as a filter over every visitor of the site).
+        wanted = (
+            func.unnest(bindparam(None, list(uids), type_=postgresql.ARRAY(String)))
+            .table_valued("uid")
+            .render_derived(name="wanted")
         )
-    )
+        query = query.join(
+            wanted, and_(col(Visitor.site_id) == site_id, col(Visitor.uid) == wanted.c.uid)
+        )
+    else:
+        query = query.where(col(Visitor.site_id) == site_id, col(Visitor.uid).in_(uids))
+    found = await session.execute(query)
     return {
         uid: VisitorKey(int(key), first is None)
         for uid, key, first in found.all()
