@@ -28,6 +28,7 @@ from datasaas.filters import Filter, FilterOperator, matches
 from datasaas.storage.dimensions import DimensionIndex, dimension_index, dimension_indexes
 from datasaas.storage.models import Visitor
 from datasaas.storage.payments import RevenueTotals
+from datasaas.storage.revenue_rollups import PayerRevenue
 
 
 def dimension_column(dimension: str) -> Any:
@@ -136,21 +137,23 @@ async def keys_by_value(
 
 
 def sum_by_value(
-    index: DimensionIndex, per_visitor: dict[int, RevenueTotals], among: BitMap | None
+    index: DimensionIndex, revenue: PayerRevenue, among: BitMap | None
 ) -> dict[str | None, RevenueTotals]:
-    """Per-visitor revenue summed per value of the index's dimension (visitors in ``among``
-    only, when given); values without any such visitor are left out."""
+    """A range's revenue per visitor summed per value of the index's dimension (visitors in
+    ``among`` only, when given); values without any such visitor are left out."""
+    per_visitor = revenue.per_payer()
     payers = BitMap(per_visitor)
     if among is not None:
         payers &= among
     sums: dict[str | None, RevenueTotals] = {}
     for value, keys in index.values.items():
-        new = refund = paying = 0
-        for key in keys & payers:
-            totals = per_visitor[key]
-            new += totals.new_minor
-            refund += totals.refund_minor
-            paying += totals.paying_visitors
-        if keys.intersect(payers):
-            sums[value] = RevenueTotals(new, refund, paying)
+        hits = keys & payers
+        if not hits:
+            continue
+        new = refund = 0
+        for key in hits:
+            amounts = per_visitor[key]
+            new += amounts[0]
+            refund += amounts[1]
+        sums[value] = RevenueTotals(new, refund, hits.intersection_cardinality(revenue.payers))
     return sums

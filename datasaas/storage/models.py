@@ -321,6 +321,10 @@ class RevenueRollup(SQLModel, table=True):
     new_minor: int = Field(sa_type=BigInteger)
     refund_minor: int = Field(sa_type=BigInteger)
     payers: bytes = Field(sa_type=LargeBinary)
+    payer_amounts: bytes | None = Field(default=None, sa_type=LargeBinary, nullable=True)
+    """Per visitor with any payment in the period: new revenue and refunds, in minor units
+    (``revenue_rollups.PayerAmounts``); what filtered reads and breakdowns sum. Null on rows
+    built before migration 0010: rebuilt when a read needs them."""
 
 
 from datasaas.storage import live_models as live_models  # noqa: E402  (§14 tables)

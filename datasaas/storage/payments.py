@@ -101,19 +101,9 @@ async def revenue_totals(
     return RevenueTotals(int(row[0]), int(row[1]), int(row[2]))
 
 
-async def recurring_covering(
-    session: AsyncSession,
-    *,
-    site_id: str,
-    at: datetime,
-    visitors: ColumnElement[bool] | None = None,
-) -> list[tuple[str, int, int]]:
-    """(interval, count, summed net minor units) of recurring payments whose cover holds ``at``.
-
-    A payment's net amount is its reporting amount less refunds naming it (paid up to ``at``),
-    never below 0; payments are grouped by billing interval so the caller normalises exactly.
-    ``visitors`` narrows the payments by their visitor (a filter condition).
-    """
+def _covering(site_id: str, at: datetime, visitors: ColumnElement[bool] | None) -> Any:
+    """Recurring payments whose cover holds ``at``: (interval, count, visitor, net), a net
+    being the reporting amount less the refunds naming the payment paid up to ``at``."""
     # Refunds are looked up per covering payment (the index on (site_id,
     # original_transaction_id)), instead of grouping every refund the site ever had.
     refund = aliased(Payment)
@@ -130,6 +120,7 @@ async def recurring_covering(
     covering: Any = select(
         col(Payment.billing_interval).label("interval"),
         col(Payment.billing_interval_count).label("count"),
+        col(Payment.visitor_id).label("visitor"),
         (col(Payment.reporting_amount_minor) - refunded).label("net"),
     ).where(
         col(Payment.site_id) == site_id,
@@ -139,7 +130,23 @@ async def recurring_covering(
     )
     if visitors is not None:
         covering = covering.where(visitors)
-    per_payment = covering.subquery()
+    return covering.subquery()
+
+
+async def recurring_covering(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    at: datetime,
+    visitors: ColumnElement[bool] | None = None,
+) -> list[tuple[str, int, int]]:
+    """(interval, count, summed net minor units) of recurring payments whose cover holds ``at``.
+
+    A payment's net amount is its reporting amount less refunds naming it (paid up to ``at``),
+    never below 0; payments are grouped by billing interval so the caller normalises exactly.
+    ``visitors`` narrows the payments by their visitor (a filter condition).
+    """
+    per_payment = _covering(site_id, at, visitors)
     net = per_payment.c.net
     query = select(
         per_payment.c.interval,
@@ -148,6 +155,23 @@ async def recurring_covering(
     ).group_by(per_payment.c.interval, per_payment.c.count)
     rows = (await session.execute(query)).all()
     return [(str(row[0]), int(row[1]), int(row[2] or 0)) for row in rows]
+
+
+async def recurring_covering_by_payer(
+    session: AsyncSession, *, site_id: str, at: datetime
+) -> list[tuple[str, int, int, int]]:
+    """``recurring_covering`` per visitor: (interval, count, visitor key, summed net minor
+    units), each payment's net floored at 0 before summing, as there."""
+    per_payment = _covering(site_id, at, None)
+    net = per_payment.c.net
+    query = select(
+        per_payment.c.interval,
+        per_payment.c.count,
+        per_payment.c.visitor,
+        func.sum(case((net > 0, net), else_=0)),
+    ).group_by(per_payment.c.interval, per_payment.c.count, per_payment.c.visitor)
+    rows = (await session.execute(query)).all()
+    return [(str(row[0]), int(row[1]), int(row[2]), int(row[3] or 0)) for row in rows]
 
 
 async def revenue_by_granule(

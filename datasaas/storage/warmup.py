@@ -74,6 +74,8 @@ async def _stale(database: Database, site_id: str, span: int, periods: list[int]
             )
             if table is ActivityBitmap:
                 query = query.where(col(ActivityBitmap.goal_id) == activity.ANY_ACTIVITY)
+            else:  # a rollup cached before migration 0010 lacks its per-payer amounts
+                query = query.where(col(RevenueRollup.payer_amounts).is_not(None))
             rows = (await session.execute(query)).all()
             fresh[name] = {period for period, version in rows if versions.get(period) == version}
     return [p for p in periods if p not in fresh["bitmaps"] or p not in fresh["rollups"]]
