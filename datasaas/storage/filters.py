@@ -141,19 +141,27 @@ def sum_by_value(
 ) -> dict[str | None, RevenueTotals]:
     """A range's revenue per visitor summed per value of the index's dimension (visitors in
     ``among`` only, when given); values without any such visitor are left out."""
-    per_visitor = revenue.per_payer()
-    payers = BitMap(per_visitor)
+    amounts = revenue.columns()
+    payers = BitMap(amounts.keys)
     if among is not None:
         payers &= among
-    sums: dict[str | None, RevenueTotals] = {}
+    # Each visitor has one value: number the values, map each payer to its value's number
+    # (bitmap intersections), then walk the amounts once.
+    slot_of: dict[int, int] = {}
+    groups: list[tuple[str | None, BitMap]] = []
     for value, keys in index.values.items():
         hits = keys & payers
-        if not hits:
-            continue
-        new = refund = 0
-        for key in hits:
-            amounts = per_visitor[key]
-            new += amounts[0]
-            refund += amounts[1]
-        sums[value] = RevenueTotals(new, refund, hits.intersection_cardinality(revenue.payers))
-    return sums
+        if hits:
+            slot_of.update(dict.fromkeys(hits, len(groups)))
+            groups.append((value, hits))
+    new = [0] * len(groups)
+    refund = [0] * len(groups)
+    for key, paid, refunded in zip(amounts.keys, amounts.new, amounts.refund, strict=True):
+        slot = slot_of.get(key)
+        if slot is not None:
+            new[slot] += paid
+            refund[slot] += refunded
+    return {
+        value: RevenueTotals(new[slot], refund[slot], hits.intersection_cardinality(revenue.payers))
+        for slot, (value, hits) in enumerate(groups)
+    }

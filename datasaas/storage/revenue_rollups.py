@@ -32,7 +32,7 @@ from __future__ import annotations
 import bisect
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -75,8 +75,12 @@ is grouped in SQL instead: each window costs two bound parameters."""
 
 _WIDE: Final = b"W"
 """``payer_amounts`` format tag: decimal text, for sums that do not fit in 64 bits."""
-_PACKED: Final = b"Q"
-"""``payer_amounts`` format tag: three little-endian int64 arrays (keys, new, refunds)."""
+_PACKED: Final = b"P"
+"""``payer_amounts`` format tag: little-endian arrays, uint32 keys then int64 new and refunds
+(visitor keys are 32-bit, as in every roaring bitmap of the project)."""
+_KEY: Final = "I"  # C unsigned int: 4 bytes on every platform CPython runs on (LP64, LLP64)
+_SUM: Final = "q"
+_PACKED_BYTES_PER_PAYER: Final = 4 + 8 + 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +95,14 @@ class PayerAmounts:
 
     @classmethod
     def of(cls, sums: dict[int, list[int]]) -> PayerAmounts:
-        """From ``key -> [new, refund]``."""
+        """From ``key -> [new, refund]`` (packed arrays unless a sum needs more than 64 bits)."""
         keys = sorted(sums)
-        return cls(keys, [sums[key][0] for key in keys], [sums[key][1] for key in keys])
+        new = [sums[key][0] for key in keys]
+        refund = [sums[key][1] for key in keys]
+        try:
+            return cls(array(_KEY, keys), array(_SUM, new), array(_SUM, refund))
+        except OverflowError:
+            return cls(array(_KEY, keys), new, refund)
 
     def add_to(self, sums: dict[int, list[int]]) -> None:
         """Add these amounts into ``key -> [new, refund]``."""
@@ -117,7 +126,7 @@ class PayerAmounts:
     def serialize(self) -> bytes:
         """Compact bytes: packed 64-bit arrays, or decimal text when a sum needs more bits."""
         try:
-            columns = [array("q", values) for values in (self.keys, self.new, self.refund)]
+            columns = [array(_KEY, self.keys), array(_SUM, self.new), array(_SUM, self.refund)]
         except OverflowError:
             text = ";".join(",".join(map(str, v)) for v in (self.keys, self.new, self.refund))
             return _WIDE + text.encode("ascii")
@@ -136,18 +145,23 @@ class PayerAmounts:
             return cls(keys, new, refund)
         if tag != _PACKED:
             raise ValueError(f"unknown payer_amounts format {tag!r}")
+        count, rest = divmod(len(body), _PACKED_BYTES_PER_PAYER)
+        if rest:
+            raise ValueError("truncated payer_amounts")
         columns = []
-        width = len(body) // 3
-        for offset in (0, width, 2 * width):
-            column = array("q")
+        offset = 0
+        for code in (_KEY, _SUM, _SUM):
+            column = array(code)
+            width = count * column.itemsize
             column.frombytes(body[offset : offset + width])
+            offset += width
             if sys.byteorder == "big":
                 column.byteswap()
             columns.append(column)
         return cls(columns[0], columns[1], columns[2])
 
 
-EMPTY_AMOUNTS: Final = PayerAmounts((), (), ())
+EMPTY_AMOUNTS: Final = PayerAmounts(array(_KEY), array(_SUM), array(_SUM))
 
 
 @dataclass(slots=True)
@@ -184,12 +198,21 @@ class PayerRevenue:
             refund += part_refund
         return new, refund, self.payers.intersection_cardinality(among)
 
-    def per_payer(self) -> dict[int, list[int]]:
-        """``key -> [new, refund]`` over the range, for every visitor with a payment in it."""
-        sums: dict[int, list[int]] = {}
+    def columns(self) -> PayerAmounts:
+        """Every part's amounts, concatenated (a visitor paying in several periods appears once
+        per period): what per-value sums walk once."""
+        if len(self.parts) == 1:
+            return self.parts[0]
+        packed = all(isinstance(part.new, array) for part in self.parts)
+        keys: MutableSequence[int] = array(_KEY)
+        # Python ints when a part's sums needed more than 64 bits (the "wide" format).
+        new: MutableSequence[int] = array(_SUM) if packed else []
+        refund: MutableSequence[int] = array(_SUM) if packed else []
         for part in self.parts:
-            part.add_to(sums)
-        return sums
+            keys.extend(part.keys)
+            new.extend(part.new)
+            refund.extend(part.refund)
+        return PayerAmounts(keys, new, refund)
 
 
 Rollups = dict[int, Rollup]
