@@ -68,39 +68,6 @@ def _in_range(start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(col(Payment.paid_at) >= start, col(Payment.paid_at) <= end)
 
 
-async def revenue_totals(
-    session: AsyncSession,
-    *,
-    site_id: str,
-    start: datetime,
-    end: datetime,
-    visitors: ColumnElement[bool] | None = None,
-) -> RevenueTotals:
-    """New revenue, refunds and distinct paying visitors in [start, end]."""
-    is_refund = col(Payment.payment_type) == REFUND
-    paying = case(
-        (and_(~is_refund, col(Payment.amount_minor) > 0), col(Payment.visitor_id)), else_=None
-    )
-    row = (
-        await session.execute(
-            select(
-                func.coalesce(
-                    func.sum(case((~is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
-                ),
-                func.coalesce(
-                    func.sum(case((is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
-                ),
-                func.count(func.distinct(paying)),
-            ).where(
-                col(Payment.site_id) == site_id,
-                _in_range(start, end),
-                *([] if visitors is None else [visitors]),
-            )
-        )
-    ).one()
-    return RevenueTotals(int(row[0]), int(row[1]), int(row[2]))
-
-
 def _covering(site_id: str, at: datetime, visitors: ColumnElement[bool] | None) -> Any:
     """Recurring payments whose cover holds ``at``: (interval, count, visitor, net), a net
     being the reporting amount less the refunds naming the payment paid up to ``at``."""
@@ -352,28 +319,3 @@ async def refund_count(session: AsyncSession, *, site_id: str, transaction_id: s
 async def delete_payment(session: AsyncSession, *, payment_id: int) -> None:
     """Delete one payment row."""
     await session.execute(delete(Payment).where(col(Payment.id) == payment_id))
-
-
-async def revenue_by_payer(
-    session: AsyncSession, *, site_id: str, start: datetime, end: datetime
-) -> dict[int, RevenueTotals]:
-    """``revenue_totals`` per visitor with a payment in [start, end] (``paying_visitors`` is 1
-    for a visitor who paid, 0 for one with only refunds or zero amounts), grouped in SQL."""
-    is_refund = col(Payment.payment_type) == REFUND
-    paid = case((and_(~is_refund, col(Payment.amount_minor) > 0), 1), else_=0)
-    query = (
-        select(
-            col(Payment.visitor_id),
-            func.coalesce(
-                func.sum(case((~is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
-            ),
-            func.coalesce(
-                func.sum(case((is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
-            ),
-            func.max(paid),
-        )
-        .where(col(Payment.site_id) == site_id, _in_range(start, end))
-        .group_by(col(Payment.visitor_id))
-    )
-    rows = (await session.execute(query)).all()
-    return {int(row[0]): RevenueTotals(int(row[1]), int(row[2]), int(row[3])) for row in rows}
