@@ -327,4 +327,19 @@ class RevenueRollup(SQLModel, table=True):
     built before migration 0010: rebuilt when a read needs them."""
 
 
+class DimensionSnapshot(SQLModel, table=True):
+    """The per-value visitor bitmaps of one dimension of a site as a process last kept them
+    (``storage.dimensions``): values, ``high``, holes and pending visitors, serialized. A
+    worker loads it and re-reads only what may have changed since, instead of scanning every
+    visitor. Derived data, never the source of truth; rewritten as the index grows.
+    """
+
+    __tablename__ = "dimension_snapshot"
+
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    dimension: str = Field(primary_key=True, max_length=32)
+    high: int = Field(sa_type=BigInteger)
+    state: bytes = Field(sa_type=LargeBinary)
+
+
 from datasaas.storage import live_models as live_models  # noqa: E402  (§14 tables)

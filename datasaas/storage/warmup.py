@@ -8,6 +8,11 @@ draining it between weeks (bounded memory, one writer). It is what the import pa
 their transaction committed, and what the app runs in the background at start for every site
 (``warm_all``). Periods already cached at their current version are only looked at (versions
 and period numbers, no bitmaps), so a warm-up of a warm database costs a few small statements.
+
+It also brings every filter dimension's per-value visitor bitmaps (``storage.dimensions``) into
+the process, building and storing the snapshots that are missing: after an import the first
+filtered read of any worker loads a snapshot instead of scanning every visitor, and at start
+the worker is warm before its first filtered read.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from datasaas.filters import Dimension
 from datasaas.periods import CACHE_GRACE, DAY, HOUR, day_of, instant_of, runs, seconds_of
-from datasaas.storage import activity, revenue_rollups
+from datasaas.storage import activity, dimensions, revenue_rollups
 from datasaas.storage.engine import Database
 from datasaas.storage.faults import describe_error
 from datasaas.storage.models import (
@@ -88,12 +94,28 @@ async def _build(database: Database, site_id: str, span: int, periods: list[int]
     await database.activity_cache.drain()
 
 
+async def _warm_dimensions(database: Database, site_id: str) -> None:
+    """Load (or build and store) the visitor bitmaps of every filter dimension of a site."""
+    async with database.read() as session:
+        for dimension in Dimension:
+            await dimensions.warm_index(session, site_id=site_id, dimension=dimension.value)
+    await database.activity_cache.drain()
+
+
 async def warm_site(database: Database, *, site_id: str, now: datetime | None = None) -> int:
-    """Build the missing or stale cached days and hours of a site; the periods built."""
+    """Build the missing or stale cached days and hours of a site, and its dimensions' visitor
+    bitmaps; the periods built."""
     moment = now or datetime.now(UTC)
     first = await _first_event(database, site_id)
     if first is None:
         return 0
+    built = await _warm_periods(database, site_id, first, moment)
+    await _warm_dimensions(database, site_id)
+    return built
+
+
+async def _warm_periods(database: Database, site_id: str, first: datetime, moment: datetime) -> int:
+    """Build the missing or stale cached days (and today's finished hours) since ``first``."""
     limit = seconds_of(moment - CACHE_GRACE)
     last_day = limit // DAY
     built = 0

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from pyroaring import BitMap
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlmodel import col
 
 from datasaas import billing
-from datasaas.filters import Filter, from_query, matches
+from datasaas.filters import Dimension, Filter, from_query, matches
 from datasaas.money import to_major
 from datasaas.periods import seconds_of
 from datasaas.resolvers import breakdowns as breakdown_resolvers
@@ -27,12 +28,18 @@ from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
 from datasaas.resolvers.payments import PaymentIn
 from datasaas.resolvers.sites import require_site
+from datasaas.storage import dimensions, revenue_rollups, warmup
 from datasaas.storage import filters as filter_store
 from datasaas.storage import payments as payment_store
-from datasaas.storage import revenue_rollups, warmup
 from datasaas.storage import visitors as visitor_store
+from datasaas.storage.dimensions import (
+    DimensionIndex,
+    decode_snapshot,
+    dimension_index,
+    encode_snapshot,
+)
 from datasaas.storage.engine import Database
-from datasaas.storage.models import Payment, RevenueRollup, Visitor
+from datasaas.storage.models import DimensionSnapshot, Payment, RevenueRollup, Visitor
 from datasaas.storage.revenue_rollups import PayerAmounts
 from datasaas.timerange import Period
 from tests.factories import make_site
@@ -136,8 +143,7 @@ async def rows(database: Database) -> list[Row]:
             ).join(Visitor, col(Visitor.id) == col(Payment.visitor_id))
         )
         return [
-            Row(r[0], r[1], r[2], r[3], r[4], {"device_type": r[5], "source": r[6], "country": r[7]})
-            for r in found.all()
+            Row(*r[:5], {"device_type": r[5], "source": r[6], "country": r[7]}) for r in found.all()
         ]
 
 
@@ -340,9 +346,7 @@ async def test_filtered_mrr_memo_follows_backdated_subscriptions_and_refunds(
             keys = await (
                 await filter_store.visitor_filter(session, site_id="ds_test", filters=mobile)
             ).keys(session)  # type: ignore[union-attr]
-            return await revenue_resolvers.mrr_minor(
-                session, site_id="ds_test", at=at, among=keys
-            )
+            return await revenue_resolvers.mrr_minor(session, site_id="ds_test", at=at, among=keys)
 
     first = await memoised()
     assert first == await naive_mrr(database, at, mobile)
@@ -387,3 +391,127 @@ def test_payer_amounts_round_trip_packed_and_wide() -> None:
     wide = PayerAmounts.of({5: [2**70, 0], 6: [1, 2**64]})  # sums beyond 64 bits stay exact
     assert lists(PayerAmounts.deserialize(wide.serialize())) == ([5, 6], [2**70, 1], [0, 2**64])
     assert PayerAmounts.deserialize(PayerAmounts.of({}).serialize()).among(BitMap([1])) == (0, 0)
+
+
+# -- dimension snapshots: a fresh worker starts warm -------------------------------------------
+
+
+async def naive_devices(database: Database, site_id: str) -> dict[str | None, BitMap]:
+    grouped: dict[str | None, BitMap] = defaultdict(BitMap)
+    async with database.read() as session:
+        found = await session.execute(
+            select(col(Visitor.device_type), col(Visitor.id)).where(col(Visitor.site_id) == site_id)
+        )
+        for value, key in found.all():
+            grouped[value].add(key)
+    return dict(grouped)
+
+
+async def indexed_devices(database: Database, site_id: str) -> dict[str | None, BitMap]:
+    async with database.read() as session:
+        index = await dimension_index(session, site_id=site_id, dimension="device_type")
+        return {value: keys.copy() for value, keys in index.values.items() if keys}
+
+
+async def devices_of_a_fresh_worker(
+    url: str, site_id: str
+) -> tuple[dict[str | None, BitMap], list[str]]:
+    """The device bitmaps as a new process sees them on its first read after its warm-up at
+    start, and the statements both ran."""
+    worker = Database(url)
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        statements.append(sql)
+
+    event.listen(worker.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with worker.read() as session:
+            await dimensions.warm_index(session, site_id=site_id, dimension="device_type")
+        values = await indexed_devices(worker, site_id)
+        await worker.activity_cache.drain()
+    finally:
+        await worker.dispose()
+    return values, statements
+
+
+def scanned_every_visitor(statements: list[str]) -> bool:
+    flat = (" ".join(sql.split()) for sql in statements)
+    return any("GROUP BY" in sql and "FROM visitor WHERE" in sql for sql in flat)
+
+
+async def touch(database: Database, site_id: str, uid: str, device: str | None) -> None:
+    async with database.write() as session:
+        key = await visitor_store.visitor_key(session, site_id=site_id, uid=uid, seen_at=DAY0)
+        if device is not None:
+            await visitor_store.set_first_touches(
+                session, at=DAY0, touches={key: {"device_type": device}}
+            )
+
+
+async def test_a_fresh_worker_loads_the_snapshot_and_sees_every_later_visitor(
+    database: Database, database_url: str
+) -> None:
+    await seed(database)
+    await make_site(database, site_id="ds_other")
+    await warmup.warm_site(database, site_id="ds_test")  # builds and stores the snapshots
+    async with database.read() as session:
+        stored = await session.scalar(select(func.count()).select_from(DimensionSnapshot))
+    assert stored == len(Dimension)
+    values, statements = await devices_of_a_fresh_worker(database_url, "ds_test")
+    assert values == await naive_devices(database, "ds_test")
+    assert not scanned_every_visitor(statements), "the snapshot was loaded, not rebuilt"
+    # After the snapshot: new visitors of both sites, and the pending ones' first touches.
+    for number in range(8):
+        await touch(database, "ds_test", f"late{number}", DEVICES[number % 3])
+        await touch(database, "ds_other", f"other{number}", "mobile")
+    for number in (5, 11):  # seeded without attributes (server-side first)
+        await touch(database, "ds_test", f"v{number}", "tablet")
+    await touch(database, "ds_test", "still-pending", None)
+    values, statements = await devices_of_a_fresh_worker(database_url, "ds_test")
+    assert values == await naive_devices(database, "ds_test")
+    assert not scanned_every_visitor(statements)
+
+
+async def test_a_snapshot_is_not_trusted_when_ids_were_reused(
+    database: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite hands out the highest deleted ids again: a visitor of this site with such an id is
+    neither above the snapshot's ``high`` nor a hole, and must still be found."""
+    monkeypatch.setattr(dimensions, "_SNAPSHOT_AFTER", 0)  # store on every warm-up
+
+    async def warm() -> None:
+        async with database.read() as session:
+            await dimensions.warm_index(session, site_id="ds_test", dimension="device_type")
+        await database.activity_cache.drain()
+
+    await make_site(database)
+    await make_site(database, site_id="ds_gone")
+    for number in range(5):
+        await touch(database, "ds_test", f"a{number}", "mobile")
+    await warm()
+    for number in range(5):
+        await touch(database, "ds_gone", f"g{number}", "desktop")
+    await warm()  # looks at the other site's (higher) ids: the snapshot's high covers them
+    assert await indexed_devices(database, "ds_test") == await naive_devices(database, "ds_test")
+    async with database.write() as session:
+        await session.execute(delete(Visitor).where(col(Visitor.site_id) == "ds_gone"))
+    for number in range(3):
+        await touch(database, "ds_test", f"b{number}", "tablet")
+    values, _ = await devices_of_a_fresh_worker(database_url, "ds_test")
+    assert values == await naive_devices(database, "ds_test")
+    assert len(values["tablet"]) == 3
+
+
+def test_snapshots_round_trip() -> None:
+    index = DimensionIndex("ds_test", "country", high=40)
+    index.values = {"France": BitMap([1, 7, 30]), None: BitMap([2, 40])}
+    index.holes, index.pending = BitMap([3, 4]), BitMap([40])
+    back = decode_snapshot("ds_test", "country", 40, encode_snapshot(index))
+    assert (back.values, back.holes, back.pending, back.high) == (
+        index.values,
+        index.holes,
+        index.pending,
+        40,
+    )
+    assert back.known == BitMap([1, 2, 7, 30, 40])
