@@ -67,6 +67,9 @@ _SNAPSHOT_AFTER: Final = 20_000
 
 _HEADER: Final = struct.Struct("<I")
 
+_COUNTS_KEY: Final = "datasaas.dimension_counts"
+"""``session.info`` key: the site's visitor counts up to a ``high``, per session."""
+
 
 def _column(dimension: str) -> Any:
     return col(getattr(Visitor, dimension))
@@ -233,10 +236,17 @@ async def _load(session: AsyncSession, site_id: str, dimension: str) -> Dimensio
         return None
     index = decode_snapshot(site_id, dimension, int(row[0]), bytes(row[1]))
     await _refresh(session, index)
-    # Every visitor of the site up to ``high`` must be known (see the module docstring).
-    visitors = await session.scalar(
-        select(func.count()).where(col(Visitor.site_id) == site_id, col(Visitor.id) <= index.high)
-    )
+    # Every visitor of the site up to ``high`` must be known (see the module docstring). The
+    # count is shared by the session's loads (a warm-up loads every dimension at one ``high``).
+    counted: dict[tuple[str, int], int] = session.info.setdefault(_COUNTS_KEY, {})
+    visitors = counted.get((site_id, index.high))
+    if visitors is None:
+        visitors = await session.scalar(
+            select(func.count()).where(
+                col(Visitor.site_id) == site_id, col(Visitor.id) <= index.high
+            )
+        )
+        counted[(site_id, index.high)] = int(visitors or 0)
     if visitors != len(index.known):
         return None
     index.stored = True
