@@ -124,7 +124,8 @@ class PayerAmounts:
         return new, refund
 
     def serialize(self) -> bytes:
-        """Compact bytes: packed 64-bit arrays, or decimal text when a sum needs more bits."""
+        """Compact bytes: packed arrays (32-bit keys, 64-bit sums), or decimal text when a sum
+        needs more than 64 bits."""
         try:
             columns = [array(_KEY, self.keys), array(_SUM, self.new), array(_SUM, self.refund)]
         except OverflowError:
