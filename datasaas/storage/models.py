@@ -327,6 +327,24 @@ class RevenueRollup(SQLModel, table=True):
     built before migration 0010: rebuilt when a read needs them."""
 
 
+class CompletionLevel(SQLModel, table=True):
+    """The completion levels of one finished UTC period (``storage.levels``): per goal, the
+    visitors with more than k completions, serialized. ``period`` as in ``activity_bitmap``.
+
+    Derived data, versioned by ``hour_version`` like ``activity_bitmap``: written by the
+    warm-up after an import, loaded into memory by the warm-up at start; reads check the
+    version as for levels they built themselves. Never the source of truth.
+    """
+
+    __tablename__ = "completion_level"
+
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    span: int = Field(primary_key=True)
+    period: int = Field(primary_key=True)
+    version: int
+    levels: bytes = Field(sa_type=LargeBinary)
+
+
 class DimensionSnapshot(SQLModel, table=True):
     """The per-value visitor bitmaps of one dimension of a site as a process last kept them
     (``storage.dimensions``): values, ``high``, holes and pending visitors, serialized. A

@@ -26,9 +26,10 @@ from datasaas.periods import seconds_of
 from datasaas.resolvers import breakdowns as breakdown_resolvers
 from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
+from datasaas.resolvers.goals import store_completion
 from datasaas.resolvers.payments import PaymentIn
 from datasaas.resolvers.sites import require_site
-from datasaas.storage import dimensions, revenue_rollups, warmup
+from datasaas.storage import dimensions, levels, revenue_rollups, warmup
 from datasaas.storage import filters as filter_store
 from datasaas.storage import payments as payment_store
 from datasaas.storage import visitors as visitor_store
@@ -39,7 +40,15 @@ from datasaas.storage.dimensions import (
     encode_snapshot,
 )
 from datasaas.storage.engine import Database
-from datasaas.storage.models import DimensionSnapshot, Payment, RevenueRollup, Visitor
+from datasaas.storage.models import (
+    CompletionLevel,
+    DimensionSnapshot,
+    Goal,
+    GoalCompletion,
+    Payment,
+    RevenueRollup,
+    Visitor,
+)
 from datasaas.storage.revenue_rollups import PayerAmounts
 from datasaas.timerange import Period
 from tests.factories import make_site
@@ -515,3 +524,83 @@ def test_snapshots_round_trip() -> None:
         40,
     )
     assert back.known == BitMap([1, 2, 7, 30, 40])
+
+
+# -- completion levels: stored by the warm-up, loaded at start -------------------------------
+
+
+async def naive_completions(
+    database: Database, start: datetime, end: datetime, keys: list[BitMap]
+) -> list[dict[int, int]]:
+    async with database.read() as session:
+        found = await session.execute(
+            select(col(GoalCompletion.goal_id), col(GoalCompletion.visitor_id)).where(
+                col(GoalCompletion.completed_at) >= start, col(GoalCompletion.completed_at) <= end
+            )
+        )
+        rows = found.all()
+    counts: list[dict[int, int]] = []
+    for bitmap in keys:
+        per_goal: dict[int, int] = defaultdict(int)
+        for goal, visitor in rows:
+            if visitor in bitmap:
+                per_goal[goal] += 1
+        counts.append(dict(per_goal))
+    return counts
+
+
+async def test_a_fresh_worker_counts_completions_from_stored_levels(
+    database: Database, database_url: str
+) -> None:
+    await make_site(database)
+    rng = random.Random(9)
+
+    async def complete(uid: str, at: datetime, name: str) -> None:
+        async with database.write() as session:
+            await store_completion(
+                session, site_id="ds_test", name=name, uid=uid, url=None, metadata=None, at=at
+            )
+
+    for _ in range(90):
+        at = DAY0 + timedelta(seconds=rng.randrange(5 * 86_400))
+        await complete(f"v{rng.randrange(15)}", at, rng.choice(("signup", "buy")))
+    assert await warmup.warm_site(database, site_id="ds_test") > 0
+    async with database.read() as session:
+        goal_ids = list((await session.execute(select(col(Goal.id)))).scalars())
+        assert await session.scalar(select(func.count()).select_from(CompletionLevel))
+    start, end = DAY0, DAY0 + timedelta(days=5, microseconds=-1)  # whole days: no raw edges
+    keys = [BitMap(range(1, 100)), BitMap(range(1, 100, 2))]
+
+    async def counted_by_a_fresh_worker() -> tuple[list[dict[int, int]], list[str]]:
+        worker = Database(database_url)
+        statements: list[str] = []
+        try:
+            async with worker.read() as session:
+                assert await levels.load(session, site_id="ds_test") > 0
+
+            def record(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+                statements.append(" ".join(sql.split()))
+
+            event.listen(worker.engine.sync_engine, "before_cursor_execute", record)
+            async with worker.read() as session:
+                counts = await levels.count_completions_by(
+                    session, site_id="ds_test", goal_ids=goal_ids, start=start, end=end, keys=keys
+                )
+        finally:
+            await worker.dispose()
+        return counts, statements
+
+    counts, statements = await counted_by_a_fresh_worker()
+    assert counts == await naive_completions(database, start, end, keys)
+    assert not any("FROM goal_completion" in sql for sql in statements), "levels were loaded"
+    # A backdated completion into a stored day: the loaded level is stale, rebuilt, exact.
+    await complete("v3", DAY0 + timedelta(days=2, hours=3), "signup")
+    await complete("v4", DAY0 + timedelta(days=1, hours=7), "buy")
+    counts, statements = await counted_by_a_fresh_worker()
+    assert counts == await naive_completions(database, start, end, keys)
+    assert any("FROM goal_completion" in sql for sql in statements)
+
+
+def test_levels_round_trip() -> None:
+    stacks = {3: [BitMap([1, 2, 9]), BitMap([9])], 7: [BitMap([4])], 8: []}
+    assert levels.decode_levels(levels.encode_levels(stacks)) == stacks

@@ -1,4 +1,4 @@
-"""revenue rollup payer amounts and dimension snapshots
+"""revenue rollup payer amounts, dimension snapshots, completion levels
 
 Revision ID: 0010
 Revises: 0009
@@ -37,8 +37,25 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("site_id", "dimension", name=op.f("pk_dimension_snapshot")),
     )
 
+    op.create_table(
+        "completion_level",
+        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("span", sa.Integer(), nullable=False),
+        sa.Column("period", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("levels", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["site_id"],
+            ["site.id"],
+            name=op.f("fk_completion_level_site_id_site"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("site_id", "span", "period", name=op.f("pk_completion_level")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("completion_level")
     op.drop_table("dimension_snapshot")
     with op.batch_alter_table("revenue_rollup") as batch:
         batch.drop_column("payer_amounts")
