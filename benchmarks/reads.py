@@ -60,6 +60,38 @@ FILTERED_READS: tuple[tuple[str, str, dict[str, str], str], ...] = (
 )
 
 
+GRAPHQL_FILTERED_QUERY = """
+query BenchFiltered($siteId: String!, $start: String, $end: String, $filters: [FilterInput!]) {
+  revenue(siteId: $siteId, start: $start, end: $end, filters: $filters) {
+    totalRevenue mrr payingVisitors
+  }
+  revenueBreakdown(siteId: $siteId, dimension: SOURCE, start: $start, end: $end,
+                   filters: $filters) {
+    value totalRevenue payingVisitors
+  }
+  revenueTimeseries(siteId: $siteId, start: $start, end: $end, filters: $filters) {
+    period newRevenue refundRevenue
+  }
+}
+"""
+
+# Filtered reads timed on the UTC window without a naive check of their own: the same
+# resolvers as the checked reads above (and the tests compare them with naive sums).
+FILTERED_TIMED_ONLY: tuple[tuple[str, str, dict[str, str]], ...] = (
+    (
+        "GET /api/v1/revenue/timeseries (day), device_type is mobile",
+        "/api/v1/revenue/timeseries",
+        {"granularity": "day", "device_type[is]": "mobile"},
+    ),
+    (
+        "GET /api/v1/revenue/breakdown (source), device_type is mobile",
+        "/api/v1/revenue/breakdown",
+        {"dimension": "source", "device_type[is]": "mobile"},
+    ),
+)
+GRAPHQL_FILTERED_READ = "POST /graphql (revenue + breakdown + series), device_type is mobile"
+
+
 BREAKDOWN_READS: tuple[tuple[str, str], ...] = (
     ("GET /api/v1/revenue/breakdown (source)", "source"),
     ("GET /api/v1/revenue/breakdown (country)", "country"),
@@ -191,4 +223,27 @@ def reads_for(site_id: str, spec: DatasetSpec) -> list[Read]:
                 Read(name, window, "GET", "/api/v1/revenue/breakdown", {**params, "dimension": dim})
                 for name, dim in BREAKDOWN_READS
             ]
+            result += [
+                Read(name, window, "GET", path, {**params, **extra})
+                for name, path, extra in FILTERED_TIMED_ONLY
+            ]
+            result.append(
+                Read(
+                    GRAPHQL_FILTERED_READ,
+                    window,
+                    "POST",
+                    "/graphql",
+                    body={
+                        "query": GRAPHQL_FILTERED_QUERY,
+                        "variables": {
+                            "siteId": site_id,
+                            "start": window.start,
+                            "end": window.end,
+                            "filters": [
+                                {"dimension": "DEVICE_TYPE", "operator": "IS", "values": ["mobile"]}
+                            ],
+                        },
+                    },
+                )
+            )
     return result

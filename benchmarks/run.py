@@ -409,6 +409,12 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchOptions:
         help="also time the resolvers in-process per SQL statement, with plans of slow ones",
     )
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        help="where results-<backend>.json goes (default: the cache directory), so that runs "
+        "sharing another checkout's cached datasets do not overwrite its results",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -423,6 +429,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchOptions:
         rebuild=args.rebuild,
         explain=args.explain,
         cache_dir=args.cache_dir,
+        results_dir=args.results_dir,
     )
 
 

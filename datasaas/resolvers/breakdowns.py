@@ -2,8 +2,8 @@
 
 Rows are the values with at least one visitor in the range (null included), so their visitors
 partition the range's visitors. Visitors per value are the range's activity bitmap intersected
-with each value's visitor keys; revenue and completions per value are grouped in SQL over the
-event tables joined to ``visitor``.
+with each value's visitor keys; revenue per value sums the revenue rollups' per-payer amounts
+over each value's keys; completions per value intersect the completion levels with them.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from datasaas.resolvers.goals import Audience, active_window, audience
 from datasaas.storage import filters as filter_store
 from datasaas.storage import goals as goal_store
 from datasaas.storage import payments as payment_store
+from datasaas.storage import revenue_rollups
 from datasaas.storage.dimensions import dimension_index
 from datasaas.storage.models import Site
 from datasaas.timerange import Period, TimeRange
@@ -105,7 +106,7 @@ async def revenue_breakdown(
     page_size, skip = validation.limit(limit), validation.offset(offset)
     who = await audience(session, site_id=site.id, rng=rng, filters=filters)
     visitors = await _visitors_per_value(session, site.id, dim, who)
-    per_payer = await payment_store.revenue_by_payer(
+    per_payer = await revenue_rollups.payer_revenue(
         session, site_id=site.id, start=rng.start, end=rng.end
     )
     index = await dimension_index(session, site_id=site.id, dimension=dim.value)

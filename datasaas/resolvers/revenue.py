@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement
+from pyroaring import BitMap
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from datasaas import billing
@@ -74,19 +74,11 @@ def covers(paid_at: datetime, at: datetime) -> bool:
 
 
 async def mrr_minor(
-    session: AsyncSession,
-    *,
-    site_id: str,
-    at: datetime,
-    visitors: ColumnElement[bool] | None = None,
+    session: AsyncSession, *, site_id: str, at: datetime, among: BitMap | None = None
 ) -> int:
-    """Monthly recurring revenue at an instant: covering payments' net amounts per month (§12)."""
-    if visitors is None:  # every payment: memoised for instants in the past
-        groups = await revenue_rollups.recurring_covering(session, site_id=site_id, at=at)
-    else:
-        groups = await payment_store.recurring_covering(
-            session, site_id=site_id, at=at, visitors=visitors
-        )
+    """Monthly recurring revenue at an instant: covering payments' net amounts per month (§12),
+    of every visitor or of the visitor keys ``among`` (memoised for instants in the past)."""
+    groups = await revenue_rollups.recurring_covering(session, site_id=site_id, at=at, among=among)
     return billing.normalised_mrr(
         (billing.BillingInterval(interval), count, net) for interval, count, net in groups
     )
@@ -98,8 +90,9 @@ async def revenue_summary(
     """Net revenue, new revenue, refunds, MRR at the range end and the revenue conversion rate."""
     rng = period.resolve()
     who = await audience(session, site_id=site.id, rng=rng, filters=filters)
-    payers = who.filter.applies_to(Payment.visitor_id) if who.filter else None
-    if payers is None:  # unfiltered: cached hourly and daily rollups plus the raw edges
+    # Cached hourly and daily rollups plus the raw edges; filtered: their per-payer amounts
+    # summed over the filter's visitor keys.
+    if who.keys is None:
         rolled = await revenue_rollups.revenue_in_range(
             session, site_id=site.id, start=rng.start, end=rng.end
         )
@@ -107,11 +100,12 @@ async def revenue_summary(
             rolled.new_minor, rolled.refund_minor, len(rolled.payers)
         )
     else:
-        totals = await payment_store.revenue_totals(
-            session, site_id=site.id, start=rng.start, end=rng.end, visitors=payers
+        per_payer = await revenue_rollups.payer_revenue(
+            session, site_id=site.id, start=rng.start, end=rng.end
         )
+        totals = payment_store.RevenueTotals(*per_payer.totals(who.keys))
     visitors = who.visitors
-    mrr = await mrr_minor(session, site_id=site.id, at=rng.end, visitors=payers)
+    mrr = await mrr_minor(session, site_id=site.id, at=rng.end, among=who.keys)
     currency = site.currency
     return RevenueSummary(
         range=rng,
@@ -142,16 +136,17 @@ async def revenue_timeseries(
     series = buckets(rng, grain)
     currency = site.currency
     matching = await filter_store.visitor_filter(session, site_id=site.id, filters=filters)
-    if matching is None:  # unfiltered: sums of cached rollups per bucket, raw edges
-        per_bucket = await revenue_rollups.revenue_per_bucket(
-            session, site_id=site.id, bounds=[(b.start, b.end) for b in series]
-        )
-        if per_bucket is not None:
-            points = [
-                RevenuePoint(b.label, to_major(n, currency), to_major(r, currency))
-                for b, (n, r) in zip(series, per_bucket, strict=True)
-            ]
-            return RevenueSeries(range=rng, granularity=grain, currency=currency, points=points)
+    among = await matching.keys(session) if matching is not None else None
+    # Sums of cached rollups per bucket (filtered: of the keys' per-payer amounts), raw edges.
+    per_bucket = await revenue_rollups.revenue_per_bucket(
+        session, site_id=site.id, bounds=[(b.start, b.end) for b in series], among=among
+    )
+    if per_bucket is not None:
+        points = [
+            RevenuePoint(b.label, to_major(n, currency), to_major(r, currency))
+            for b, (n, r) in zip(series, per_bucket, strict=True)
+        ]
+        return RevenueSeries(range=rng, granularity=grain, currency=currency, points=points)
     starts = [b.start.timestamp() for b in series]
     # Group in SQL by 15-minute slot when every inner bucket edge falls on a slot boundary (true
     # for all current UTC offsets); otherwise by second, which is exact for any offset.

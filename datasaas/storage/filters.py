@@ -28,6 +28,7 @@ from datasaas.filters import Filter, FilterOperator, matches
 from datasaas.storage.dimensions import DimensionIndex, dimension_index, dimension_indexes
 from datasaas.storage.models import Visitor
 from datasaas.storage.payments import RevenueTotals
+from datasaas.storage.revenue_rollups import PayerRevenue
 
 
 def dimension_column(dimension: str) -> Any:
@@ -136,21 +137,31 @@ async def keys_by_value(
 
 
 def sum_by_value(
-    index: DimensionIndex, per_visitor: dict[int, RevenueTotals], among: BitMap | None
+    index: DimensionIndex, revenue: PayerRevenue, among: BitMap | None
 ) -> dict[str | None, RevenueTotals]:
-    """Per-visitor revenue summed per value of the index's dimension (visitors in ``among``
-    only, when given); values without any such visitor are left out."""
-    payers = BitMap(per_visitor)
+    """A range's revenue per visitor summed per value of the index's dimension (visitors in
+    ``among`` only, when given); values without any such visitor are left out."""
+    amounts = revenue.columns()
+    payers = BitMap(amounts.keys)
     if among is not None:
         payers &= among
-    sums: dict[str | None, RevenueTotals] = {}
+    # Each visitor has one value: number the values, map each payer to its value's number
+    # (bitmap intersections), then walk the amounts once.
+    slot_of: dict[int, int] = {}
+    groups: list[tuple[str | None, BitMap]] = []
     for value, keys in index.values.items():
-        new = refund = paying = 0
-        for key in keys & payers:
-            totals = per_visitor[key]
-            new += totals.new_minor
-            refund += totals.refund_minor
-            paying += totals.paying_visitors
-        if keys.intersect(payers):
-            sums[value] = RevenueTotals(new, refund, paying)
-    return sums
+        hits = keys & payers
+        if hits:
+            slot_of.update(dict.fromkeys(hits, len(groups)))
+            groups.append((value, hits))
+    new = [0] * len(groups)
+    refund = [0] * len(groups)
+    for key, paid, refunded in zip(amounts.keys, amounts.new, amounts.refund, strict=True):
+        slot = slot_of.get(key)
+        if slot is not None:
+            new[slot] += paid
+            refund[slot] += refunded
+    return {
+        value: RevenueTotals(new[slot], refund[slot], hits.intersection_cardinality(revenue.payers))
+        for slot, (value, hits) in enumerate(groups)
+    }

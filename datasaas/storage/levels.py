@@ -10,10 +10,19 @@ Levels are kept in memory per ``Database`` and versioned by ``hour_version`` exa
 activity bitmaps (a day's version is the sum of its hours'): versions are read before the rows a
 period is built from, so a backdated completion committed after that read leaves the period
 stale-marked and it is rebuilt by the next read.
+
+So that a fresh worker does not read a range's completions on its first filtered read, the
+warm-up also keeps them in ``completion_level``: after an import it builds and stores every
+finished day (``build_periods``, with the versions read first, as above), and at start it loads
+the stored ones into memory (``load``). A loaded period is used under the same rule as one built
+here: only while its version is the period's current one. Reads themselves never read or write
+the table (their statements stay as they were).
 """
 
 from __future__ import annotations
 
+import json
+import struct
 import weakref
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,8 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from datasaas.periods import HOUR, instant_of, plan_range, runs, seconds_of
-from datasaas.storage.activity import CACHE_KEY
-from datasaas.storage.models import GoalCompletion, HourVersion
+from datasaas.storage.activity import CACHE_KEY, ActivityCache
+from datasaas.storage.engine import background_context
+from datasaas.storage.models import CompletionLevel, GoalCompletion, HourVersion
+from datasaas.storage.sql import dialect_insert
 
 Levels = dict[int, list[BitMap]]
 """goal_id -> [visitors with at least 1 completion, at least 2, ...]"""
@@ -38,6 +49,47 @@ _MAX_PERIODS: Final = 20_000
 _BY_DATABASE: weakref.WeakKeyDictionary[Any, dict[tuple[str, int, int], tuple[int, Levels]]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+_HEADER: Final = struct.Struct("<I")
+
+Memory = dict[tuple[str, int, int], tuple[int, Levels]]
+"""(site, span, period) -> (version, levels): one database's levels in memory."""
+
+
+def _memory(session: AsyncSession) -> Memory:
+    owner = session.info.get(CACHE_KEY)
+    return _BY_DATABASE.setdefault(owner, {}) if owner is not None else {}
+
+
+def _remember(memory: Memory, key: tuple[str, int, int], version: int, levels: Levels) -> None:
+    if key not in memory and len(memory) >= _MAX_PERIODS:
+        memory.pop(next(iter(memory)))
+    memory[key] = (version, levels)
+
+
+def encode_levels(levels: Levels) -> bytes:
+    """A period's levels as bytes: a JSON header (goal, sizes of its levels), then bitmaps."""
+    blobs = {goal: [level.serialize() for level in stack] for goal, stack in levels.items()}
+    header = json.dumps([[goal, [len(blob) for blob in parts]] for goal, parts in blobs.items()])
+    encoded = header.encode()
+    return b"".join(
+        [_HEADER.pack(len(encoded)), encoded, *(blob for parts in blobs.values() for blob in parts)]
+    )
+
+
+def decode_levels(blob: bytes) -> Levels:
+    """The inverse of ``encode_levels``."""
+    (length,) = _HEADER.unpack_from(blob)
+    offset = _HEADER.size + length
+    levels: Levels = {}
+    for goal, sizes in json.loads(blob[_HEADER.size : offset]):
+        goal_levels = []
+        for size in sizes:
+            goal_levels.append(BitMap.deserialize(blob[offset : offset + size]))
+            offset += size
+        levels[int(goal)] = goal_levels
+    return levels
 
 
 def _levels(counts: dict[int, dict[int, int]]) -> Levels:
@@ -119,8 +171,7 @@ async def count_completions_by(
     plan = plan_range(start, end, now or datetime.now(UTC))
     wanted = set(goal_ids)
     totals: list[dict[int, int]] = [defaultdict(int) for _ in keys]
-    owner = session.info.get(CACHE_KEY)
-    cache = _BY_DATABASE.setdefault(owner, {}) if owner is not None else {}
+    cache = _memory(session)
     # Versions first, then data: see the module docstring.
     versions = await _versions(session, site_id, plan.periods)
     for span, periods in plan.periods.items():
@@ -133,9 +184,7 @@ async def count_completions_by(
         if stale:
             built = await _build(session, site_id, span, stale)
             for period, levels in built.items():
-                if len(cache) >= _MAX_PERIODS:
-                    cache.pop(next(iter(cache)))
-                cache[(site_id, span, period)] = (versions[(span, period)], levels)
+                _remember(cache, (site_id, span, period), versions[(span, period)], levels)
             chosen.update(built)
         for levels in chosen.values():
             for goal, goal_levels in levels.items():
@@ -159,3 +208,74 @@ async def count_completions_by(
                 if visitor in bitmap:
                     total[goal] += 1
     return [{goal: count for goal, count in total.items() if count} for total in totals]
+
+
+async def build_periods(
+    session: AsyncSession, *, site_id: str, span: int, periods: Sequence[int]
+) -> None:
+    """Build the levels of ``periods`` from the completions, keep them in memory and store them
+    in the background (the warm-up; a stored row is replaced only by a newer version)."""
+    if not periods:
+        return
+    versions = await _versions(session, site_id, {span: list(periods)})  # versions first
+    built = await _build(session, site_id, span, periods)
+    memory = _memory(session)
+    rows = []
+    for period, levels in built.items():
+        version = versions[(span, period)]
+        _remember(memory, (site_id, span, period), version, levels)
+        rows.append(
+            {
+                "site_id": site_id,
+                "span": span,
+                "period": period,
+                "version": version,
+                "levels": encode_levels(levels),
+            }
+        )
+    cache: ActivityCache | None = session.info.get(CACHE_KEY)
+    if cache is None:
+        return
+
+    async def store(writer: AsyncSession) -> None:
+        insert = dialect_insert(writer)
+        for first in range(0, len(rows), 500):
+            statement = insert(CompletionLevel).values(rows[first : first + 500])
+            await writer.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["site_id", "span", "period"],
+                    set_={
+                        "version": statement.excluded.version,
+                        "levels": statement.excluded.levels,
+                    },
+                    where=col(CompletionLevel.version) < statement.excluded.version,
+                )
+            )
+
+    cache.store_later_with(
+        store, what=f"completion levels for {site_id}", context=background_context()
+    )
+
+
+async def load(session: AsyncSession, *, site_id: str) -> int:
+    """Bring a site's stored levels into memory (the warm-up at start; the newest periods
+    first, at most half the memory's bound); the number of periods loaded."""
+    rows = await session.execute(
+        select(
+            col(CompletionLevel.span),
+            col(CompletionLevel.period),
+            col(CompletionLevel.version),
+            col(CompletionLevel.levels),
+        )
+        .where(col(CompletionLevel.site_id) == site_id)
+        .order_by((col(CompletionLevel.period) * col(CompletionLevel.span)).desc())
+        .limit(_MAX_PERIODS // 2)
+    )
+    memory = _memory(session)
+    loaded = 0
+    for span, period, version, blob in rows.all():
+        key = (site_id, int(span), int(period))
+        if memory.get(key, (-1, {}))[0] < version:
+            _remember(memory, key, int(version), decode_levels(bytes(blob)))
+            loaded += 1
+    return loaded

@@ -321,6 +321,43 @@ class RevenueRollup(SQLModel, table=True):
     new_minor: int = Field(sa_type=BigInteger)
     refund_minor: int = Field(sa_type=BigInteger)
     payers: bytes = Field(sa_type=LargeBinary)
+    payer_amounts: bytes | None = Field(default=None, sa_type=LargeBinary, nullable=True)
+    """Per visitor with any payment in the period: new revenue and refunds, in minor units
+    (``revenue_rollups.PayerAmounts``); what filtered reads and breakdowns sum. Null on rows
+    built before migration 0010: rebuilt when a read needs them."""
+
+
+class CompletionLevel(SQLModel, table=True):
+    """The completion levels of one finished UTC period (``storage.levels``): per goal, the
+    visitors with more than k completions, serialized. ``period`` as in ``activity_bitmap``.
+
+    Derived data, versioned by ``hour_version`` like ``activity_bitmap``: written by the
+    warm-up after an import, loaded into memory by the warm-up at start; reads check the
+    version as for levels they built themselves. Never the source of truth.
+    """
+
+    __tablename__ = "completion_level"
+
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    span: int = Field(primary_key=True)
+    period: int = Field(primary_key=True)
+    version: int
+    levels: bytes = Field(sa_type=LargeBinary)
+
+
+class DimensionSnapshot(SQLModel, table=True):
+    """The per-value visitor bitmaps of one dimension of a site as a process last kept them
+    (``storage.dimensions``): values, ``high``, holes and pending visitors, serialized. A
+    worker loads it and re-reads only what may have changed since, instead of scanning every
+    visitor. Derived data, never the source of truth; rewritten as the index grows.
+    """
+
+    __tablename__ = "dimension_snapshot"
+
+    site_id: str = Field(foreign_key="site.id", ondelete="CASCADE", primary_key=True, max_length=64)
+    dimension: str = Field(primary_key=True, max_length=32)
+    high: int = Field(sa_type=BigInteger)
+    state: bytes = Field(sa_type=LargeBinary)
 
 
 from datasaas.storage import live_models as live_models  # noqa: E402  (§14 tables)

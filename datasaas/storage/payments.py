@@ -69,52 +69,9 @@ def _in_range(start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(col(Payment.paid_at) >= start, col(Payment.paid_at) <= end)
 
 
-async def revenue_totals(
-    session: AsyncSession,
-    *,
-    site_id: str,
-    start: datetime,
-    end: datetime,
-    visitors: ColumnElement[bool] | None = None,
-) -> RevenueTotals:
-    """New revenue, refunds and distinct paying visitors in [start, end]."""
-    is_refund = col(Payment.payment_type) == REFUND
-    paying = case(
-        (and_(~is_refund, col(Payment.amount_minor) > 0), col(Payment.visitor_id)), else_=None
-    )
-    row = (
-        await session.execute(
-            select(
-                func.coalesce(
-                    func.sum(case((~is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
-                ),
-                func.coalesce(
-                    func.sum(case((is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
-                ),
-                func.count(func.distinct(paying)),
-            ).where(
-                col(Payment.site_id) == site_id,
-                _in_range(start, end),
-                *([] if visitors is None else [visitors]),
-            )
-        )
-    ).one()
-    return RevenueTotals(int(row[0]), int(row[1]), int(row[2]))
-
-
-async def recurring_covering(
-    session: AsyncSession,
-    *,
-    site_id: str,
-    at: datetime,
-    visitors: ColumnElement[bool] | None = None,
-) -> list[tuple[str, int, int]]:
-    """(interval, count, summed net minor units) of recurring payments whose cover holds ``at``.
-
-    A payment's net amount is its reporting amount less refunds naming it (paid up to ``at``),
-    never below 0; payments are grouped by billing interval so the caller normalises exactly.
-    ``visitors`` narrows the payments by their visitor (a filter condition).
-    """
+def _covering(site_id: str, at: datetime, visitors: ColumnElement[bool] | None) -> Any:
+    """Recurring payments whose cover holds ``at``: (interval, count, visitor, net), a net
+    being the reporting amount less the refunds naming the payment paid up to ``at``."""
     # Refunds are looked up per covering payment (the index on (site_id,
     # original_transaction_id)), instead of grouping every refund the site ever had.
     refund = aliased(Payment)
@@ -131,6 +88,7 @@ async def recurring_covering(
     covering: Any = select(
         col(Payment.billing_interval).label("interval"),
         col(Payment.billing_interval_count).label("count"),
+        col(Payment.visitor_id).label("visitor"),
         (col(Payment.reporting_amount_minor) - refunded).label("net"),
     ).where(
         col(Payment.site_id) == site_id,
@@ -140,7 +98,23 @@ async def recurring_covering(
     )
     if visitors is not None:
         covering = covering.where(visitors)
-    per_payment = covering.subquery()
+    return covering.subquery()
+
+
+async def recurring_covering(
+    session: AsyncSession,
+    *,
+    site_id: str,
+    at: datetime,
+    visitors: ColumnElement[bool] | None = None,
+) -> list[tuple[str, int, int]]:
+    """(interval, count, summed net minor units) of recurring payments whose cover holds ``at``.
+
+    A payment's net amount is its reporting amount less refunds naming it (paid up to ``at``),
+    never below 0; payments are grouped by billing interval so the caller normalises exactly.
+    ``visitors`` narrows the payments by their visitor (a filter condition).
+    """
+    per_payment = _covering(site_id, at, visitors)
     net = per_payment.c.net
     query = select(
         per_payment.c.interval,
@@ -149,6 +123,23 @@ async def recurring_covering(
     ).group_by(per_payment.c.interval, per_payment.c.count)
     rows = (await session.execute(query)).all()
     return [(str(row[0]), int(row[1]), int(row[2] or 0)) for row in rows]
+
+
+async def recurring_covering_by_payer(
+    session: AsyncSession, *, site_id: str, at: datetime
+) -> list[tuple[str, int, int, int]]:
+    """``recurring_covering`` per visitor: (interval, count, visitor key, summed net minor
+    units), each payment's net floored at 0 before summing, as there."""
+    per_payment = _covering(site_id, at, None)
+    net = per_payment.c.net
+    query = select(
+        per_payment.c.interval,
+        per_payment.c.count,
+        per_payment.c.visitor,
+        func.sum(case((net > 0, net), else_=0)),
+    ).group_by(per_payment.c.interval, per_payment.c.count, per_payment.c.visitor)
+    rows = (await session.execute(query)).all()
+    return [(str(row[0]), int(row[1]), int(row[2]), int(row[3] or 0)) for row in rows]
 
 
 async def revenue_by_granule(
@@ -365,28 +356,3 @@ async def refund_count(session: AsyncSession, *, site_id: str, transaction_id: s
 async def delete_payment(session: AsyncSession, *, payment_id: int) -> None:
     """Delete one payment row."""
     await session.execute(delete(Payment).where(col(Payment.id) == payment_id))
-
-
-async def revenue_by_payer(
-    session: AsyncSession, *, site_id: str, start: datetime, end: datetime
-) -> dict[int, RevenueTotals]:
-    """``revenue_totals`` per visitor with a payment in [start, end] (``paying_visitors`` is 1
-    for a visitor who paid, 0 for one with only refunds or zero amounts), grouped in SQL."""
-    is_refund = col(Payment.payment_type) == REFUND
-    paid = case((and_(~is_refund, col(Payment.amount_minor) > 0), 1), else_=0)
-    query = (
-        select(
-            col(Payment.visitor_id),
-            func.coalesce(
-                func.sum(case((~is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
-            ),
-            func.coalesce(
-                func.sum(case((is_refund, col(Payment.reporting_amount_minor)), else_=0)), 0
-            ),
-            func.max(paid),
-        )
-        .where(col(Payment.site_id) == site_id, _in_range(start, end))
-        .group_by(col(Payment.visitor_id))
-    )
-    rows = (await session.execute(query)).all()
-    return {int(row[0]): RevenueTotals(int(row[1]), int(row[2]), int(row[3])) for row in rows}
