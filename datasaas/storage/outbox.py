@@ -23,7 +23,12 @@ from sqlmodel import col
 
 from datasaas.storage.live_models import OutboxEvent, RealtimeVisitor, WebhookDelivery
 from datasaas.storage.models import Visitor
-from datasaas.storage.sql import core_table, dialect_insert, dialect_name, insert_returning_ids
+from datasaas.storage.sql import (
+    core_table,
+    dialect_name,
+    insert_many,
+    insert_returning_ids,
+)
 
 SIGNAL_KEY: Final = "datasaas_outbox_signal"
 _DIRTY_KEY: Final = "datasaas_outbox_dirty"
@@ -263,17 +268,18 @@ async def touch_visitors(session: AsyncSession, *, site_id: str, seen: dict[str,
     """Record each visitor's latest event instant for the realtime count (never moves back)."""
     if not seen:
         return
-    # One Core statement run as an executemany: compiled once and cached (a multi-row VALUES
-    # is compiled anew for every batch, the costliest step of a batch of events).
-    table = core_table(RealtimeVisitor)
-    insert = dialect_insert(session)(table)
     newest = func.max if dialect_name(session) == "sqlite" else func.greatest
-    statement = insert.on_conflict_do_update(
-        index_elements=[table.c.site_id, table.c.visitor_uid],
-        set_={"seen_at": newest(table.c.seen_at, insert.excluded.seen_at)},
-    )
+    table = core_table(RealtimeVisitor)
     rows = [{"site_id": site_id, "visitor_uid": uid, "seen_at": at} for uid, at in seen.items()]
-    await session.execute(statement, rows)
+    await insert_many(
+        session,
+        table,
+        rows,
+        on_conflict=lambda insert: insert.on_conflict_do_update(
+            index_elements=[table.c.site_id, table.c.visitor_uid],
+            set_={"seen_at": newest(table.c.seen_at, insert.excluded.seen_at)},
+        ),
+    )
 
 
 async def count_recent(session: AsyncSession, *, site_id: str, since: datetime) -> int:

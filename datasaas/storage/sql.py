@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Table,
+    bindparam,
     cast,
     func,
     insert,
@@ -62,18 +63,58 @@ def insert_ignore(
     return statement
 
 
+UNNEST_CHUNK = 5_000
+"""Rows per ``INSERT … SELECT FROM unnest(…)`` on PostgreSQL (a few arrays of that length)."""
+
+
+async def insert_many(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    on_conflict: Callable[[Any], Any] | None = None,
+) -> None:
+    """Insert many rows (each keyed by the same column keys), ``on_conflict`` applied to the
+    dialect's insert (``lambda s: s.on_conflict_do_nothing()``, …).
+
+    PostgreSQL: one ``INSERT … SELECT … FROM unnest(:col1, :col2, …)`` per 5,000 rows, an array
+    per column. An executemany runs the statement once per row on the server, and SQLAlchemy's
+    multi-row batching leaves statements with ``ON CONFLICT`` out. SQLite: one executemany of a
+    cached statement (sqlite3 loops over the rows in C).
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    insert = dialect_insert(session)
+    if dialect_name(session) != "postgresql":
+        statement = insert(table)
+        await session.execute(on_conflict(statement) if on_conflict else statement, list(rows))
+        return
+    for start in range(0, len(rows), UNNEST_CHUNK):
+        chunk = rows[start : start + UNNEST_CHUNK]
+        arrays = [
+            bindparam(
+                None, [row[name] for row in chunk], type_=postgresql.ARRAY(table.c[name].type)
+            )
+            for name in columns
+        ]
+        source = func.unnest(*arrays).table_valued(*columns).render_derived(name="src")
+        statement = insert(table).from_select(columns, select(*(source.c[n] for n in columns)))
+        await session.execute(on_conflict(statement) if on_conflict else statement)
+
+
 async def insert_many_ignoring_conflicts(
     session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]]
 ) -> None:
-    """``INSERT ... ON CONFLICT DO NOTHING`` of many rows as one executemany of a Core statement
-    (compiled once and cached; a multi-row ``VALUES`` is compiled anew for every batch). Rows
-    missing a column another row has get NULL there."""
+    """``INSERT ... ON CONFLICT DO NOTHING`` of many rows of a table model (``insert_many``).
+    Rows missing a column another row has get NULL there."""
     if not rows:
         return
     columns = list(dict.fromkeys(name for row in rows for name in row))
     params = core_rows(model, [{name: row.get(name) for name in columns} for row in rows])
-    statement = dialect_insert(session)(core_table(model)).on_conflict_do_nothing()
-    await session.execute(statement, params)
+    await insert_many(
+        session, core_table(model), params, on_conflict=lambda s: s.on_conflict_do_nothing()
+    )
 
 
 async def insert_returning_ids(

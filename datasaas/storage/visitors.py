@@ -24,8 +24,8 @@ from datasaas.storage.models import (
 )
 from datasaas.storage.sql import (
     core_table,
-    dialect_insert,
     dialect_name,
+    insert_many,
     insert_many_ignoring_conflicts,
     slot_of,
 )
@@ -157,19 +157,16 @@ async def set_first_touches(
     await (await session.connection()).execute(statement, params)
 
 
-def insert_slots(session: AsyncSession) -> Any:
-    """``INSERT`` activity slot rows, keeping the ones that exist: run it with the rows as
-    parameters (an executemany, compiled once and cached, where multi-row ``VALUES`` would be
-    compiled anew for every batch).
+def keep_slots(session: AsyncSession) -> Callable[[Any], Any]:
+    """The ``ON CONFLICT`` of activity slot inserts: rows that exist are kept.
 
     On PostgreSQL an existing row is also locked (``DO UPDATE ... WHERE false`` updates nothing
     but locks), so a concurrent ``unmark_active`` either sees this transaction's event once it
     commits, or deletes the row first and this insert then re-creates it.
     """
-    statement = dialect_insert(session)(core_table(VisitorSlot))
     if dialect_name(session) != "postgresql":
-        return statement.on_conflict_do_nothing()
-    return statement.on_conflict_do_update(
+        return lambda statement: statement.on_conflict_do_nothing()
+    return lambda statement: statement.on_conflict_do_update(
         index_elements=["site_id", "slot", "visitor_id"],
         set_={"visitor_id": statement.excluded.visitor_id},
         where=false(),
@@ -186,14 +183,14 @@ async def mark_active(
 async def mark_many_active(
     session: AsyncSession, activity: Sequence[tuple[str, int, datetime]]
 ) -> None:
-    """Record (site, visitor key, instant) activity: the slots in one executemany, and one
+    """Record (site, visitor key, instant) activity: the slots in one insert, and one
     hour-version bump per finished hour they reach back into."""
     for site_id, _, at in activity:
         await touch_hour(session, site_id=site_id, at=at)
     ordered = sorted({(site_id, slot_of(at), visitor) for site_id, visitor, at in activity})
     if ordered:  # in key order, so that concurrent writers lock rows in one order
         rows = [{"site_id": site, "slot": slot, "visitor_id": key} for site, slot, key in ordered]
-        await session.execute(insert_slots(session), rows)
+        await insert_many(session, core_table(VisitorSlot), rows, on_conflict=keep_slots(session))
 
 
 async def get_visitor_by_key(session: AsyncSession, visitor_id: int) -> str:
@@ -215,7 +212,7 @@ async def unmark_active(
         col(VisitorSlot.slot) == slot,
         col(VisitorSlot.visitor_id) == visitor_id,
     )
-    # Lock the row before looking for other activity: see ``insert_slots``.
+    # Lock the row before looking for other activity: see ``keep_slots``.
     locked = await session.scalar(select(literal(1)).where(*this_slot).with_for_update())
     if locked is None:
         return False
