@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from datasaas.periods import SLOT_SECONDS
+from datasaas.periods import HOUR, SLOT_SECONDS, seconds_of
 from datasaas.storage import ids
 from datasaas.storage.activity import touch_hour
 from datasaas.storage.models import (
@@ -185,7 +185,8 @@ async def mark_many_active(
 ) -> None:
     """Record (site, visitor key, instant) activity: the slots in one insert, and one
     hour-version bump per finished hour they reach back into."""
-    for site_id, _, at in activity:
+    hours = {(site_id, seconds_of(at) // HOUR): at for site_id, _, at in activity}
+    for (site_id, _), at in hours.items():  # one call per hour reached (a bulk import: many)
         await touch_hour(session, site_id=site_id, at=at)
     ordered = sorted({(site_id, slot_of(at), visitor) for site_id, visitor, at in activity})
     if ordered:  # in key order, so that concurrent writers lock rows in one order
