@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import String, and_, bindparam, delete, false, func, literal, select, update
+from sqlalchemy import String, bindparam, delete, false, func, literal, select, true, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -103,21 +103,29 @@ async def visitor_ids(
 async def _known_keys(
     session: AsyncSession, site_id: str, uids: Sequence[str]
 ) -> dict[str, VisitorKey]:
-    query = select(col(Visitor.uid), col(Visitor.id), col(Visitor.first_pageview_at))
     if dialect_name(session) == "postgresql":
-        # Joined to the uids as a table, so that each is one probe of the (site_id, uid) index
-        # whatever the statistics say (with few or stale ones, ``uid = ANY(...)`` was planned
-        # as a filter over every visitor of the site).
+        # One probe of the (site_id, uid) index per uid, as a LATERAL join over the uids as a
+        # table, whatever the statistics say: with none yet (a young database) or stale ones,
+        # ``uid IN (...)`` / ``= ANY(...)`` and a plain join were planned as a scan of every
+        # visitor of the site (150 ms per 500 uids at 23k visitors).
         wanted = (
             func.unnest(bindparam(None, list(uids), type_=postgresql.ARRAY(String)))
             .table_valued("uid")
             .render_derived(name="wanted")
         )
-        query = query.join(
-            wanted, and_(col(Visitor.site_id) == site_id, col(Visitor.uid) == wanted.c.uid)
+        probe = (
+            select(col(Visitor.id), col(Visitor.first_pageview_at))
+            .where(col(Visitor.site_id) == site_id, col(Visitor.uid) == wanted.c.uid)
+            .limit(1)  # (site_id, uid) is unique; the LIMIT keeps the join from being flattened
+            .lateral("found")
+        )
+        query = select(wanted.c.uid, probe.c.id, probe.c.first_pageview_at).select_from(
+            wanted.join(probe, true())
         )
     else:
-        query = query.where(col(Visitor.site_id) == site_id, col(Visitor.uid).in_(uids))
+        query = select(col(Visitor.uid), col(Visitor.id), col(Visitor.first_pageview_at)).where(
+            col(Visitor.site_id) == site_id, col(Visitor.uid).in_(uids)
+        )
     found = await session.execute(query)
     return {
         uid: VisitorKey(int(key), first is None)
