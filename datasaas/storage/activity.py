@@ -56,7 +56,7 @@ from datasaas.storage.models import (
     Payment,
     VisitorSlot,
 )
-from datasaas.storage.sql import dialect_insert, epoch_seconds
+from datasaas.storage.sql import core_table, dialect_insert, epoch_seconds, insert_many
 
 logger = logging.getLogger("datasaas")
 
@@ -87,21 +87,29 @@ class GoalActivity:
 
 async def touch_hour(session: AsyncSession, *, site_id: str, at: datetime) -> None:
     """Mark the cached bitmaps of ``at``'s UTC hour (and day) stale when that hour is over."""
-    hour = seconds_of(at) // HOUR
-    if hour >= seconds_of(datetime.now(UTC)) // HOUR:
-        return
+    await touch_hours(session, [(site_id, at)])
+
+
+async def touch_hours(session: AsyncSession, activity: Iterable[tuple[str, datetime]]) -> None:
+    """``touch_hour`` of many (site, instant) pairs: every finished hour they reach is bumped
+    once per transaction, all in one statement (``sql.insert_many``)."""
+    current = seconds_of(datetime.now(UTC)) // HOUR
     bumped: set[tuple[str, int]] = session.info.setdefault(_BUMPED, set())
-    if (site_id, hour) in bumped:
+    reached = {(site_id, seconds_of(at) // HOUR) for site_id, at in activity}
+    due = sorted((site_id, hour) for site_id, hour in reached - bumped if hour < current)
+    if not due:
         return
-    upsert = (
-        dialect_insert(session)(HourVersion)
-        .values(site_id=site_id, hour=hour, version=1)
-        .on_conflict_do_update(
-            index_elements=["site_id", "hour"], set_={"version": col(HourVersion.version) + 1}
-        )
+    table = core_table(HourVersion)
+    await insert_many(
+        session,
+        table,
+        [{"site_id": site_id, "hour": hour, "version": 1} for site_id, hour in due],
+        on_conflict=lambda insert: insert.on_conflict_do_update(
+            index_elements=[table.c.site_id, table.c.hour],
+            set_={"version": table.c.version + 1},
+        ),
     )
-    await session.execute(upsert)
-    bumped.add((site_id, hour))
+    bumped.update(due)
 
 
 # -- raw windows -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from sqlmodel import col
 from datasaas.storage import ids
 from datasaas.storage.models import Visitor
 from datasaas.storage.sql import insert_many_ignoring_conflicts
+from datasaas.storage.visitors import find_by_uid
 
 # Bounded statement sizes: SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535.
 _CHUNK = 500
@@ -40,12 +41,8 @@ async def insert_visitors(
             session, Visitor, [{**row, "site_id": site_id} for row in chunk]
         )
         uids = [row["uid"] for row in chunk]
-        found = await session.execute(
-            select(col(Visitor.uid), col(Visitor.id)).where(
-                col(Visitor.site_id) == site_id, col(Visitor.uid).in_(uids)
-            )
-        )
-        keys.update({uid: int(key) for uid, key in found.all() if key is not None})
+        found = await find_by_uid(session, site_id=site_id, uids=uids)
+        keys.update({uid: key for uid, key, _ in found})
     ids.remember(session, {("visitor", site_id, uid): key for uid, key in keys.items()})
     return keys
 

@@ -12,9 +12,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from datasaas.periods import HOUR, SLOT_SECONDS, seconds_of
+from datasaas.periods import SLOT_SECONDS
 from datasaas.storage import ids
-from datasaas.storage.activity import touch_hour
+from datasaas.storage.activity import touch_hour, touch_hours
 from datasaas.storage.models import (
     GoalCompletion,
     Pageview,
@@ -103,6 +103,16 @@ async def visitor_ids(
 async def _known_keys(
     session: AsyncSession, site_id: str, uids: Sequence[str]
 ) -> dict[str, VisitorKey]:
+    return {
+        uid: VisitorKey(key, first is None)
+        for uid, key, first in await find_by_uid(session, site_id=site_id, uids=uids)
+    }
+
+
+async def find_by_uid(
+    session: AsyncSession, *, site_id: str, uids: Sequence[str]
+) -> list[tuple[str, int, datetime | None]]:
+    """(uid, key, first pageview instant) of the existing visitors among ``uids``."""
     if dialect_name(session) == "postgresql":
         # One probe of the (site_id, uid) index per uid, as a LATERAL join over the uids as a
         # table, whatever the statistics say: with none yet (a young database) or stale ones,
@@ -126,12 +136,8 @@ async def _known_keys(
         query = select(col(Visitor.uid), col(Visitor.id), col(Visitor.first_pageview_at)).where(
             col(Visitor.site_id) == site_id, col(Visitor.uid).in_(uids)
         )
-    found = await session.execute(query)
-    return {
-        uid: VisitorKey(int(key), first is None)
-        for uid, key, first in found.all()
-        if key is not None
-    }
+    rows = (await session.execute(query)).all()
+    return [(uid, int(key), first) for uid, key, first in rows if key is not None]
 
 
 async def set_first_touches(
@@ -193,9 +199,7 @@ async def mark_many_active(
 ) -> None:
     """Record (site, visitor key, instant) activity: the slots in one insert, and one
     hour-version bump per finished hour they reach back into."""
-    hours = {(site_id, seconds_of(at) // HOUR): at for site_id, _, at in activity}
-    for (site_id, _), at in hours.items():  # one call per hour reached (a bulk import: many)
-        await touch_hour(session, site_id=site_id, at=at)
+    await touch_hours(session, [(site_id, at) for site_id, _, at in activity])
     ordered = sorted({(site_id, slot_of(at), visitor) for site_id, visitor, at in activity})
     if ordered:  # in key order, so that concurrent writers lock rows in one order
         rows = [{"site_id": site, "slot": slot, "visitor_id": key} for site, slot, key in ordered]
