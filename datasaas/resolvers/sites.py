@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from datasaas.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from datasaas.money import normalize_currency
 from datasaas.storage import sites as store
-from datasaas.storage.lookups import KeyRow, SharedLookups
+from datasaas.storage.lookups import KeyRow, SharedLookups, find_keys
 from datasaas.storage.models import ApiKey, Site
 
 SITE_ID_RE = re.compile(r"^ds_[a-z0-9_]{1,61}$")
@@ -193,7 +193,7 @@ def bearer_secret(authorization: str | None) -> str:
 async def authenticate(session: AsyncSession, authorization: str | None) -> Principal:
     """Turn an Authorization header into a Principal, or raise Unauthorized."""
     digest = hash_secret(bearer_secret(authorization))
-    return principal_of(await store.find_key_by_hash(session, digest), digest)
+    return principal_of((await find_keys(session, [digest])).get(digest), digest)
 
 
 async def authenticate_shared(
@@ -204,7 +204,7 @@ async def authenticate_shared(
     return principal_of(await lookups.find(digest), digest)
 
 
-def principal_of(key: ApiKey | KeyRow | None, digest: str) -> Principal:
+def principal_of(key: KeyRow | None, digest: str) -> Principal:
     """The Principal of the key found for ``digest``, or raise Unauthorized."""
     # The lookup is by hash, so timing reveals nothing of the secret; compare again in constant
     # time anyway so a future change to the lookup cannot introduce a leak.

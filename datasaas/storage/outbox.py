@@ -158,7 +158,7 @@ async def add_events(session: AsyncSession, events: Sequence[NewEvent]) -> list[
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
         ids = await insert_returning_ids(
-            session, table, chunk, natural_key=[table.c.event_id], where=[]
+            session, table, chunk, natural_key=table.c.event_id, where=[]
         )
         for new, row, row_id in zip(events[start : start + _CHUNK], chunk, ids, strict=True):
             stored.append(
@@ -237,7 +237,7 @@ async def claim_unfanned(
     table = core_table(OutboxEvent)
     query = (
         select(table.c.id, table.c.site_id, table.c.type, table.c.created_at)
-        .where(table.c.fanned_out_at.is_(None))
+        .where(_UNFANNED)
         .order_by(table.c.id)
         .limit(limit)
     )

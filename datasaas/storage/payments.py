@@ -336,7 +336,7 @@ async def insert_payments(
         session,
         table,
         rows,
-        natural_key=[table.c.transaction_id],
+        natural_key=table.c.transaction_id,
         where=[table.c.site_id == site_id],
     )
 

@@ -34,12 +34,6 @@ async def add(session: AsyncSession, row: Site | ApiKey) -> None:
     await session.flush()
 
 
-async def find_key_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
-    """Return the key whose secret hashes to ``key_hash`` (revoked or not), or None."""
-    result = await session.execute(select(ApiKey).where(col(ApiKey.key_hash) == key_hash))
-    return result.scalar_one_or_none()
-
-
 async def list_keys(session: AsyncSession, site_id: str) -> Sequence[ApiKey]:
     """Return a site's keys, oldest first, revoked ones included."""
     result = await session.execute(

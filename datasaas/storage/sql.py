@@ -17,7 +17,6 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
-    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -122,7 +121,7 @@ async def insert_returning_ids(
     table: Table,
     rows: Sequence[dict[str, Any]],
     *,
-    natural_key: Sequence[Column[Any]],
+    natural_key: Column[Any],
     where: Sequence[ColumnElement[bool]],
 ) -> list[int]:
     """Insert ``rows`` (one executemany) and return their ``id``s, in order.
@@ -139,11 +138,11 @@ async def insert_returning_ids(
         statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return [int(row[0]) for row in (await session.execute(statement, list(rows))).all()]
     await session.execute(insert(table), list(rows))
-    values = [tuple(row[column.key] for column in natural_key) for row in rows]
-    key = natural_key[0] if len(natural_key) == 1 else tuple_(*natural_key)
-    wanted = [value[0] for value in values] if len(natural_key) == 1 else values
-    found = await session.execute(select(table.c.id, *natural_key).where(*where, key.in_(wanted)))
-    ids = {tuple(row[1:]): int(row[0]) for row in found.all()}
+    values = [row[natural_key.key] for row in rows]
+    found = await session.execute(
+        select(natural_key, table.c.id).where(*where, natural_key.in_(values))
+    )
+    ids = {value: int(row_id) for value, row_id in found.all()}
     return [ids[value] for value in values]
 
 
