@@ -35,7 +35,7 @@ from benchmarks.measure import measure
 from benchmarks.reads import reads_for
 from benchmarks.report import ReadResult
 from benchmarks.run import BenchOptions, _build, issue_key, pristine_copy
-from benchmarks.writes import BROWSER, REPO_ROOT, Scenario, _exchange, _request_bytes
+from benchmarks.writes import BROWSER, REPO_ROOT, Scenario, _exchange, _request_bytes, scenarios
 from datasaas.devserver import running_server
 from datasaas.resolvers.sites import Scope
 
@@ -46,37 +46,13 @@ DEFAULT_RATE = 400.0
 saturating load, ``--write-rate 0``, makes every read queue behind the writes of one worker)."""
 
 
+WRITTEN = ("POST /api/v1/goals", "POST /api/events (1)")
+"""The write benchmark's scenarios run meanwhile (against the dataset's site)."""
+
+
 def _write_scenarios(run: str) -> list[Scenario]:
-    site = {"site_id": SITE_ID}
-    return [
-        Scenario(
-            "POST /api/v1/goals",
-            1,
-            lambda n: (
-                "POST",
-                "/api/v1/goals",
-                site,
-                {"name": "signup", "visitor_id": f"{run}-g{n % 5000}"},
-            ),
-        ),
-        Scenario(
-            "POST /api/events (1)",
-            1,
-            lambda n: (
-                "POST",
-                "/api/events",
-                None,
-                {
-                    "website_id": SITE_ID,
-                    "visitor_id": f"{run}-e{n}",
-                    "session_id": f"{run}-s{n}",
-                    "event_type": "pageview",
-                    "hostname": SITE_DOMAIN,
-                    "url": f"https://{SITE_DOMAIN}/pricing?utm_source=mixed",
-                },
-            ),
-        ),
-    ]
+    every = scenarios(run, site_id=SITE_ID, domain=SITE_DOMAIN)
+    return [scenario for scenario in every if scenario.name in WRITTEN]
 
 
 @dataclass(slots=True)

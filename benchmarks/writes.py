@@ -76,21 +76,21 @@ class Outcome:
     ratio_to_healthz: float | None = None
 
 
-def _event(n: int, i: int = 0) -> dict[str, Any]:
+def _event(n: int, i: int = 0, *, site: str = SITE, domain: str = DOMAIN) -> dict[str, Any]:
     return {
-        "website_id": SITE,
+        "website_id": site,
         "visitor_id": f"v{n}-{i}",
         "session_id": f"s{n}",
         "event_type": "pageview",
-        "hostname": DOMAIN,
-        "url": f"https://{DOMAIN}/pricing?utm_source=bench",
+        "hostname": domain,
+        "url": f"https://{domain}/pricing?utm_source=bench",
         "referrer": "https://news.ycombinator.com/",
     }
 
 
-def scenarios(run: str) -> list[Scenario]:
-    """The scenarios, with ids unique to this run (payments are never replays)."""
-    site = {"site_id": SITE}
+def scenarios(run: str, *, site_id: str = SITE, domain: str = DOMAIN) -> list[Scenario]:
+    """The scenarios, with ids unique to this run (payments are never replays), for a site."""
+    site = {"site_id": site_id}
     return [
         Scenario("GET /healthz", 0, lambda n: ("GET", "/healthz", None, None)),
         Scenario(
@@ -119,11 +119,20 @@ def scenarios(run: str) -> list[Scenario]:
                 },
             ),
         ),
-        Scenario("POST /api/events (1)", 1, lambda n: ("POST", "/api/events", None, _event(n))),
+        Scenario(
+            "POST /api/events (1)",
+            1,
+            lambda n: ("POST", "/api/events", None, _event(n, site=site_id, domain=domain)),
+        ),
         Scenario(
             "POST /api/events (100)",
             100,
-            lambda n: ("POST", "/api/events", None, [_event(n, i) for i in range(100)]),
+            lambda n: (
+                "POST",
+                "/api/events",
+                None,
+                [_event(n, i, site=site_id, domain=domain) for i in range(100)],
+            ),
         ),
     ]
 
