@@ -9,7 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import sites as site_resolvers
+from datasaas.resolvers.payments import PaymentIn
 from datasaas.resolvers.sites import IssuedKey, Scope
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.engine import Database
@@ -102,3 +104,22 @@ async def row_counts(database: Database) -> dict[str, int]:
             name: int(await session.scalar(select(func.count()).select_from(model)) or 0)
             for name, model in WRITTEN_TABLES.items()
         }
+
+
+async def pay(database: Database, txn: str, at: datetime, amount: str, **extra: str) -> None:
+    """Record a USD payment ``txn`` of ``amount`` paid at ``at`` on ``ds_test`` through the
+    resolver (``visitor`` defaults to ``v<txn>``; other fields as ``PaymentIn`` names them)."""
+    async with database.write() as session:
+        site = await site_resolvers.require_site(session, "ds_test")
+        await payment_resolvers.record_payment(
+            session,
+            site=site,
+            payment=PaymentIn(
+                visitor_id=extra.pop("visitor", f"v{txn}"),
+                amount=amount,
+                currency="USD",
+                transaction_id=txn,
+                paid_at=at.isoformat(),
+                **extra,
+            ),
+        )

@@ -27,7 +27,6 @@ from datasaas.resolvers import breakdowns as breakdown_resolvers
 from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import revenue as revenue_resolvers
 from datasaas.resolvers.goals import store_completion
-from datasaas.resolvers.payments import PaymentIn
 from datasaas.resolvers.sites import require_site
 from datasaas.storage import dimensions, levels, revenue_rollups, warmup
 from datasaas.storage import filters as filter_store
@@ -51,7 +50,7 @@ from datasaas.storage.models import (
 )
 from datasaas.storage.revenue_rollups import PayerAmounts
 from datasaas.timerange import Period
-from tests.factories import make_site
+from tests.factories import make_site, pay
 
 DAY0 = (datetime.now(UTC) - timedelta(days=6)).replace(hour=0, minute=0, second=0, microsecond=0)
 DEVICES = ("mobile", "desktop", "tablet")
@@ -68,23 +67,6 @@ FILTERS: tuple[list[Filter], ...] = (
 
 def stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-async def pay(database: Database, txn: str, at: datetime, amount: str, **extra: str) -> None:
-    async with database.write() as session:
-        site = await require_site(session, "ds_test")
-        await payment_resolvers.record_payment(
-            session,
-            site=site,
-            payment=PaymentIn(
-                visitor_id=extra.pop("visitor"),
-                amount=amount,
-                currency="USD",
-                transaction_id=txn,
-                paid_at=at.isoformat(),
-                **extra,
-            ),
-        )
 
 
 async def seed(database: Database) -> None:

@@ -11,32 +11,13 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from datasaas.resolvers import payments as payment_resolvers
-from datasaas.resolvers.payments import PaymentIn
-from datasaas.resolvers.sites import require_site
 from datasaas.storage import payments as payment_store
 from datasaas.storage import revenue_rollups, warmup
 from datasaas.storage.engine import Database
 from datasaas.storage.models import ActivityBitmap, Payment, RevenueRollup
-from tests.factories import make_site
+from tests.factories import make_site, pay
 
 DAY0 = (datetime.now(UTC) - timedelta(days=6)).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-async def pay(database: Database, txn: str, at: datetime, amount: str, **extra: str) -> None:
-    async with database.write() as session:
-        site = await require_site(session, "ds_test")
-        await payment_resolvers.record_payment(
-            session,
-            site=site,
-            payment=PaymentIn(
-                visitor_id=extra.pop("visitor", f"v{txn}"),
-                amount=amount,
-                currency="USD",
-                transaction_id=txn,
-                paid_at=at.isoformat(),
-                **extra,
-            ),
-        )
 
 
 async def seed(database: Database) -> None:
