@@ -337,7 +337,7 @@ async def _store_new(
     for site_id in dict.fromkeys(row["site_id"] for row in values):
         numbers = [n for n, row in enumerate(values) if row["site_id"] == site_id]
         rows = core_rows(Payment, [values[n] for n in numbers])
-        inserted = await payment_store.insert_payments(session, site_id=site_id, rows=rows)
+        inserted = await payment_store.insert_payments(session, rows)
         ids_of |= dict(zip(numbers, inserted, strict=True))
     ids = [ids_of[n] for n in range(len(values))]
     await visitor_store.mark_many_active(

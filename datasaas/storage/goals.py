@@ -72,7 +72,7 @@ async def goal_ids(
 ) -> dict[str, int]:
     """Ids of a site's goals by name, creating the unknown ones (``created_at``: name -> the
     instant a new goal is created at). No statement when all are cached; otherwise one lookup,
-    and one insert and one lookup more for new goals."""
+    and for new goals one insert that returns their ids."""
     found: dict[str, int] = {}
     names = list(created_at)
     for name in names:
@@ -86,8 +86,13 @@ async def goal_ids(
     new = [name for name in missing if name not in learnt]
     if new:
         rows = [{"site_id": site_id, "name": name, "created_at": created_at[name]} for name in new]
-        await insert_many_ignoring_conflicts(session, Goal, rows)
-        learnt |= await _goal_ids(session, site_id, new)
+        created = await insert_many_ignoring_conflicts(
+            session, Goal, rows, returning=(col(Goal.name), col(Goal.id))
+        )
+        learnt |= {name: int(key) for name, key in created}
+        raced = [name for name in new if name not in learnt]  # created meanwhile elsewhere
+        if raced:
+            learnt |= await _goal_ids(session, site_id, raced)
     ids.remember(session, {("goal", site_id, name): key for name, key in learnt.items()})
     return found | learnt
 

@@ -11,6 +11,9 @@ input found late, a conflict, a refund over its ceiling) has its savepoint rolle
 its exception; its neighbours carry on and commit. Writes of one *kind* that know how to run
 together (``submit(..., batch=runner)``) are first tried as one set-based call in one
 savepoint; if that raises, each is retried alone, so one bad write never fails the others.
+When a transaction holds one write, or one set-based group, and nothing else (the common case
+under a steady load of one kind), it runs without a savepoint: rolling the whole transaction
+back takes nothing else with it, and a failed group is then run again one write at a time.
 
 Every caller is answered only after the commit that holds its write. If the transaction cannot
 commit (database down, disk full), every write of the batch gets that error and none is
@@ -64,6 +67,29 @@ def _retryable(exc: BaseException) -> bool:
         return False
     state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     return state in _RETRYABLE_SQLSTATES
+
+
+class _GroupFailed(Exception):
+    """A set-based group that was the whole transaction raised: run its writes one by one."""
+
+
+def _units(jobs: list[_Job], *, alone: bool) -> list[list[_Job]]:
+    """The jobs in arrival order, those of one set-based ``batch`` gathered into one unit
+    (where the first of them arrived); with ``alone``, every job a unit of its own."""
+    if alone:
+        return [[job] for job in jobs]
+    groups: dict[int, list[_Job]] = {}
+    units: list[list[_Job]] = []
+    for job in jobs:
+        if job.batch is None:
+            units.append([job])
+            continue
+        key = id(job.batch)
+        if key not in groups:
+            groups[key] = []
+            units.append(groups[key])
+        groups[key].append(job)
+    return units
 
 
 def _snapshot(session: AsyncSession) -> dict[Any, Any]:
@@ -148,13 +174,25 @@ class GroupCommit:
 
     async def _commit(self, jobs: list[_Job]) -> None:
         attempt = 0
+        alone = False
         while jobs:
             attempt += 1
             for job in jobs:
                 job.outcome = None
+            units = _units(jobs, alone=alone)
             try:
                 async with self._begin() as session:
-                    await self._run_all(session, jobs)
+                    if len(units) == 1:
+                        await self._only(session, units[0])
+                    else:
+                        for unit in units:
+                            if len(unit) > 1 and await self._together(session, unit):
+                                continue
+                            for job in unit:
+                                await self._alone(session, job)
+            except _GroupFailed:  # a lone group failed outside a savepoint: each one alone now
+                alone = True
+                continue
             except Exception as exc:  # the batch did not commit: nobody is acknowledged
                 if attempt <= RETRIES and _retryable(exc):
                     logger.info("group commit: batch of %d retried after %s", len(jobs), exc)
@@ -179,23 +217,23 @@ class GroupCommit:
                     job.future.set_exception(value)
             return
 
-    async def _run_all(self, session: AsyncSession, jobs: list[_Job]) -> None:
-        groups: dict[int, list[_Job]] = {}
-        order: list[list[_Job]] = []
-        for job in jobs:
-            if job.batch is None:
-                order.append([job])
-                continue
-            key = id(job.batch)
-            if key not in groups:
-                groups[key] = []
-                order.append(groups[key])
-            groups[key].append(job)
-        for group in order:
-            if len(group) > 1 and await self._together(session, group):
-                continue
-            for job in group:
-                await self._alone(session, job)
+    async def _only(self, session: AsyncSession, unit: list[_Job]) -> None:
+        """The transaction's only write (or only set-based group), without a savepoint: if
+        it raises, the whole transaction rolls back, which takes nothing else with it."""
+        if len(unit) == 1:
+            job = unit[0]
+            job.outcome = (True, await job.work(session))  # its exception is its answer
+            return
+        batch = unit[0].batch
+        assert batch is not None
+        try:
+            results = await batch(session, [job.payload for job in unit])
+        except Exception as exc:
+            if _retryable(exc):
+                raise
+            raise _GroupFailed from exc
+        for job, result in zip(unit, results, strict=True):
+            job.outcome = (True, result)
 
     async def _together(self, session: AsyncSession, group: list[_Job]) -> bool:
         batch = group[0].batch

@@ -157,9 +157,7 @@ async def add_events(session: AsyncSession, events: Sequence[NewEvent]) -> list[
     table = core_table(OutboxEvent)
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
-        ids = await insert_returning_ids(
-            session, table, chunk, natural_key=table.c.event_id, where=[]
-        )
+        ids = await insert_returning_ids(session, table, chunk, natural_key=table.c.event_id)
         for new, row, row_id in zip(events[start : start + _CHUNK], chunk, ids, strict=True):
             stored.append(
                 StoredEvent(

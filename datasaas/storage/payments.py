@@ -325,10 +325,8 @@ async def ledger_rows(session: AsyncSession, *, payment_ids: Sequence[int]) -> d
     return {row[0]: _ledger_row(row) for row in rows.all()}
 
 
-async def insert_payments(
-    session: AsyncSession, *, site_id: str, rows: Sequence[dict[str, Any]]
-) -> list[int]:
-    """Insert many new payments of a site (each row: the ``payment`` columns) in one
+async def insert_payments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert many new payments (each row: the ``payment`` columns) in one
     executemany of a Core statement; return their ids in order. A transaction id taken
     meanwhile raises ``IntegrityError``."""
     table = core_table(Payment)
@@ -337,7 +335,6 @@ async def insert_payments(
         table,
         rows,
         natural_key=table.c.transaction_id,
-        where=[table.c.site_id == site_id],
     )
 
 

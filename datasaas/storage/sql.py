@@ -72,23 +72,32 @@ async def insert_many(
     rows: Sequence[dict[str, Any]],
     *,
     on_conflict: Callable[[Any], Any] | None = None,
-) -> None:
+    returning: Sequence[Any] = (),
+) -> list[tuple[Any, ...]]:
     """Insert many rows (each keyed by the same column keys), ``on_conflict`` applied to the
-    dialect's insert (``lambda s: s.on_conflict_do_nothing()``, …).
+    dialect's insert (``lambda s: s.on_conflict_do_nothing()``, …); with ``returning``, the
+    rows it inserted come back with those columns, in no particular order (a row skipped by
+    ``ON CONFLICT DO NOTHING`` returns nothing).
 
     PostgreSQL: one ``INSERT … SELECT … FROM unnest(:col1, :col2, …)`` per 5,000 rows, an array
     per column. An executemany runs the statement once per row on the server, and SQLAlchemy's
     multi-row batching leaves statements with ``ON CONFLICT`` out. SQLite: one executemany of a
-    cached statement (sqlite3 loops over the rows in C).
+    cached statement (sqlite3 loops over the rows in C; with ``returning``, SQLAlchemy's
+    multi-row "insertmanyvalues").
     """
     if not rows:
-        return
+        return []
     columns = list(rows[0])
     insert = dialect_insert(session)
+
+    def finished(statement: Any) -> Any:
+        statement = on_conflict(statement) if on_conflict else statement
+        return statement.returning(*returning) if returning else statement
+
     if dialect_name(session) != "postgresql":
-        statement = insert(table)
-        await session.execute(on_conflict(statement) if on_conflict else statement, list(rows))
-        return
+        result = await session.execute(finished(insert(table)), list(rows))
+        return [tuple(row) for row in result.all()] if returning else []
+    found: list[tuple[Any, ...]] = []
     for start in range(0, len(rows), UNNEST_CHUNK):
         chunk = rows[start : start + UNNEST_CHUNK]
         arrays = [
@@ -99,20 +108,32 @@ async def insert_many(
         ]
         source = func.unnest(*arrays).table_valued(*columns).render_derived(name="src")
         statement = insert(table).from_select(columns, select(*(source.c[n] for n in columns)))
-        await session.execute(on_conflict(statement) if on_conflict else statement)
+        result = await session.execute(finished(statement))
+        if returning:
+            found.extend(tuple(row) for row in result.all())
+    return found
 
 
 async def insert_many_ignoring_conflicts(
-    session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]]
-) -> None:
-    """``INSERT ... ON CONFLICT DO NOTHING`` of many rows of a table model (``insert_many``).
-    Rows missing a column another row has get NULL there."""
+    session: AsyncSession,
+    model: Any,
+    rows: Sequence[dict[str, Any]],
+    *,
+    returning: Sequence[Any] = (),
+) -> list[tuple[Any, ...]]:
+    """``INSERT ... ON CONFLICT DO NOTHING`` of many rows of a table model (``insert_many``;
+    with ``returning``, the rows it did insert). Rows missing a column another row has get
+    NULL there."""
     if not rows:
-        return
+        return []
     columns = list(dict.fromkeys(name for row in rows for name in row))
     params = core_rows(model, [{name: row.get(name) for name in columns} for row in rows])
-    await insert_many(
-        session, core_table(model), params, on_conflict=lambda s: s.on_conflict_do_nothing()
+    return await insert_many(
+        session,
+        core_table(model),
+        params,
+        on_conflict=lambda s: s.on_conflict_do_nothing(),
+        returning=returning,
     )
 
 
@@ -122,28 +143,26 @@ async def insert_returning_ids(
     rows: Sequence[dict[str, Any]],
     *,
     natural_key: Column[Any],
-    where: Sequence[ColumnElement[bool]],
 ) -> list[int]:
     """Insert ``rows`` (one executemany) and return their ``id``s, in order.
 
     PostgreSQL: one ``INSERT … RETURNING`` (SQLAlchemy's "insertmanyvalues" keeps the order).
-    SQLite cannot return ids of an executemany in order, and SQLAlchemy then sends one
+    SQLite cannot return the rows of an executemany in order, and asked to SQLAlchemy sends one
     ``INSERT … RETURNING`` per row (a thread hop each, the longest step of a group commit); so
-    the rows go in one executemany and their ids are read back by ``natural_key`` (unique in
-    the table together with ``where``, such as a payment's transaction id within its site).
+    each id is returned beside its ``natural_key``, a column whose value differs in every row
+    (a payment's transaction id, an event id), and matched to its row by it.
     """
     if not rows:
         return []
     if dialect_name(session) == "postgresql":
         statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return [int(row[0]) for row in (await session.execute(statement, list(rows))).all()]
-    await session.execute(insert(table), list(rows))
-    values = [row[natural_key.key] for row in rows]
-    found = await session.execute(
-        select(natural_key, table.c.id).where(*where, natural_key.in_(values))
-    )
+    # SQLite returns the rows of a multi-row INSERT in no promised order, so each id comes
+    # back with its natural key: still one statement (SQLAlchemy's "insertmanyvalues").
+    statement = insert(table).returning(natural_key, table.c.id)
+    found = await session.execute(statement, list(rows))
     ids = {value: int(row_id) for value, row_id in found.all()}
-    return [ids[value] for value in values]
+    return [ids[row[natural_key.key]] for row in rows]
 
 
 def epoch_seconds(session: AsyncSession, column: Any) -> ColumnElement[int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -57,7 +57,8 @@ async def visitor_keys(
     created_with: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> dict[str, VisitorKey]:
     """Return the keys of many visitors, creating the unknown ones (first seen at ``seen_at``,
-    one instant for all or one per visitor): three statements a chunk.
+    one instant for all or one per visitor): a lookup of the known ones, an insert of the
+    others that returns their keys (and a lookup of any a concurrent writer created first).
 
     ``created_with(uid)`` gives more columns for a visitor this call creates (a first pageview's
     first touch, ``first_pageview_at`` included), so that a new visitor is written once instead
@@ -78,8 +79,13 @@ async def visitor_keys(
                 }
                 for uid in missing
             ]
-            await insert_many_ignoring_conflicts(session, Visitor, rows)
-            keys |= await _known_keys(session, site_id, missing)
+            created = await insert_many_ignoring_conflicts(
+                session, Visitor, rows, returning=_KEY_COLUMNS
+            )
+            keys |= _keys_of(created)
+            raced = [uid for uid in missing if uid not in keys]  # created meanwhile elsewhere
+            if raced:
+                keys |= await _known_keys(session, site_id, raced)
     ids.remember(session, {("visitor", site_id, uid): found.key for uid, found in keys.items()})
     return keys
 
@@ -100,13 +106,17 @@ async def visitor_ids(
     return found
 
 
+_KEY_COLUMNS: Final = (col(Visitor.uid), col(Visitor.id), col(Visitor.first_pageview_at))
+
+
+def _keys_of(rows: Iterable[Sequence[Any]]) -> dict[str, VisitorKey]:
+    return {uid: VisitorKey(int(key), first is None) for uid, key, first in rows}
+
+
 async def _known_keys(
     session: AsyncSession, site_id: str, uids: Sequence[str]
 ) -> dict[str, VisitorKey]:
-    return {
-        uid: VisitorKey(key, first is None)
-        for uid, key, first in await find_by_uid(session, site_id=site_id, uids=uids)
-    }
+    return _keys_of(await find_by_uid(session, site_id=site_id, uids=uids))
 
 
 async def find_by_uid(
