@@ -93,12 +93,12 @@ async def test_a_set_based_batch_that_raises_is_retried_one_by_one(database: Dat
 
     async def batch(session: AsyncSession, payloads: Sequence[str]) -> list[str]:
         calls.append(len(payloads))
-        if "bad" in payloads:
-            raise Conflict("bad payload")
         now = datetime.now(UTC)
         await goal_resolvers.store_completions(
             session, [NewCompletion("ds_test", "signup", p, None, None, now) for p in payloads]
         )
+        if "bad" in payloads:  # after writing: the failed attempt must leave nothing behind
+            raise Conflict("bad payload")
         return list(payloads)
 
     outcomes = await asyncio.gather(
@@ -110,6 +110,39 @@ async def test_a_set_based_batch_that_raises_is_retried_one_by_one(database: Dat
     assert isinstance(outcomes[1], Conflict)
     assert await _count(database, col(GoalCompletion.id)) == 3
     assert calls[0] > 1  # tried together first
+    async with database.read() as session:
+        uids = set((await session.scalars(select(col(Visitor.uid)))).all())
+    assert uids == {"x", "y", "z"}
+    assert database.ids.get(("visitor", "ds_test", "bad")) is None
+
+
+async def test_a_lone_write_needs_no_savepoint_and_fails_whole(database: Database) -> None:
+    await make_site(database)
+    statements: list[str] = []
+    event.listen(
+        database.engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_rest: statements.append(sql),
+    )
+
+    async def doomed(session: AsyncSession) -> None:
+        await goal_resolvers.store_completions(
+            session, [NewCompletion("ds_test", "signup", "doomed", None, None, datetime.now(UTC))]
+        )
+        raise Conflict("no")
+
+    with pytest.raises(Conflict):
+        await database.submit(doomed)
+    await database.submit_batched(
+        goal_resolvers.record_goals,
+        NewCompletion("ds_test", "signup", "kept", None, None, datetime.now(UTC)),
+    )
+    assert not [sql for sql in statements if "SAVEPOINT" in sql.upper()]
+    async with database.read() as session:
+        uids = set((await session.scalars(select(col(Visitor.uid)))).all())
+    assert uids == {"kept"}
+    assert await _count(database, col(GoalCompletion.id)) == 1
+    assert database.ids.get(("visitor", "ds_test", "doomed")) is None
 
 
 async def test_a_batch_that_cannot_commit_acknowledges_nobody(
