@@ -20,6 +20,7 @@ from datasaas.kit.deps import PrincipalDep
 from datasaas.resolvers.idempotency import HEADER as IDEMPOTENCY_HEADER
 from datasaas.resolvers.sites import SITE_ID_RE
 from datasaas.resolvers.validation import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from datasaas.storage.engine import Database
 from datasaas.timerange import Period, zone_names
 
 SiteId = Annotated[
@@ -158,16 +159,18 @@ async def readable_page(
 
 @dataclass(frozen=True, slots=True)
 class WriteTarget:
-    """A site the key may write, and the key (for its idempotency records)."""
+    """A site the key may write, the key (for its idempotency records), and the database."""
 
     site_id: str
     api_key_id: str
+    database: Database
 
 
-async def writable_site(principal: PrincipalDep, site_id: SiteId) -> WriteTarget:
-    """Authorize the key to write the site (403 for another site's key or a read key)."""
+async def writable_site(request: Request, principal: PrincipalDep, site_id: SiteId) -> WriteTarget:
+    """Authorize the key to write the site (403 for another site's key or a read key), and
+    hand the write its database (one dependency fewer to solve on every write)."""
     principal.authorize(site_id, write=True)
-    return WriteTarget(site_id, principal.key_id)
+    return WriteTarget(site_id, principal.key_id, request.app.state.database)
 
 
 ReadableRange = Annotated[RangeRead, Depends(readable_range)]

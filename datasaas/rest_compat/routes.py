@@ -41,7 +41,6 @@ from datasaas.rest_compat.params import (
     WriteTarget,
 )
 from datasaas.rest_compat.responses import DecimalJSONResponse
-from datasaas.storage.engine import Database
 from datasaas.timerange import Granularity, TimeRange
 
 
@@ -274,7 +273,6 @@ async def revenue_timeseries(
 
 
 async def _write_once(
-    database: Database,
     target: WriteTarget,
     idempotency_key: str | None,
     request_fingerprint: str,
@@ -295,7 +293,7 @@ async def _write_once(
             work=answer,
         )
 
-    outcome = await database.submit(run)
+    outcome = await target.database.submit(run)
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return Response(
         outcome.body,
@@ -321,7 +319,6 @@ async def _write_once(
 async def create_goal(
     request: Request,
     target: WritableSite,
-    database: DatabaseDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Record a goal completion for a visitor (requires a Read & Write key)."""
@@ -337,14 +334,14 @@ async def create_goal(
     if idempotency_key is None:  # the common case: validated here, written with its neighbours
         completion = goal_resolvers.validate_goal(target.site_id, goal)
         return _send(
-            respond(await database.submit_batched(goal_resolvers.record_goals, completion))
+            respond(await target.database.submit_batched(goal_resolvers.record_goals, completion))
         )
 
     async def work(session: AsyncSession) -> BaseModel:
         return respond(await goal_resolvers.record_goal(session, site_id=target.site_id, goal=goal))
 
     fingerprint = idempotency.fingerprint("goals", target.site_id, body)
-    return await _write_once(database, target, idempotency_key, fingerprint, work)
+    return await _write_once(target, idempotency_key, fingerprint, work)
 
 
 @router.post(
@@ -365,7 +362,6 @@ async def create_goal(
 async def create_payment(
     request: Request,
     target: WritableSite,
-    database: DatabaseDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Record a payment (requires a Read & Write key); replays of a transaction are no-ops."""
@@ -383,7 +379,7 @@ async def create_payment(
     if idempotency_key is None:  # the common case: validated here, written with its neighbours
         write = payment_resolvers.validate_payment(target.site_id, payment)
         return _send(
-            respond(await database.submit_batched(payment_resolvers.record_payments, write))
+            respond(await target.database.submit_batched(payment_resolvers.record_payments, write))
         )
 
     async def work(session: AsyncSession) -> BaseModel:
@@ -391,7 +387,7 @@ async def create_payment(
         return respond(await payment_resolvers.record_payment(session, site=site, payment=payment))
 
     fingerprint = idempotency.fingerprint("payments", target.site_id, body)
-    return await _write_once(database, target, idempotency_key, fingerprint, work)
+    return await _write_once(target, idempotency_key, fingerprint, work)
 
 
 @router.get(
@@ -439,10 +435,9 @@ async def list_payments(
 async def delete_payment(
     transaction_id: Annotated[str, Path(description="The payment's transaction_id")],
     target: WritableSite,
-    database: DatabaseDep,
 ) -> Response:
     """Delete a payment (requires a Read & Write key); refunds naming it must go first (409)."""
-    deleted = await database.submit(
+    deleted = await target.database.submit(
         partial(
             payment_resolvers.delete_payment, site_id=target.site_id, transaction_id=transaction_id
         )

@@ -14,7 +14,7 @@ from strawberry.fastapi import BaseContext
 
 from datasaas.errors import DomainError, Unauthorized
 from datasaas.filters import Dimension, Filter
-from datasaas.kit.deps import get_database, get_principal
+from datasaas.kit.deps import get_database, request_principal
 from datasaas.resolvers.breakdowns import GoalBreakdownRow, goal_breakdowns
 from datasaas.resolvers.goals import CompletionKeysetPage, completion_connections
 from datasaas.resolvers.sites import Principal, authenticate
@@ -92,7 +92,7 @@ class Context(BaseContext):
 
     async def _authenticate(self) -> Principal:
         if isinstance(self._http_request, Request):
-            return await get_principal(self._http_request, self.database)
+            return await request_principal(self._http_request)
         return await self.reauthenticate()
 
     async def reauthenticate(self) -> Principal:
