@@ -21,7 +21,7 @@ from datasaas.kit.cors import ApiCORS
 from datasaas.kit.errors import error_body, install_error_handlers
 from datasaas.kit.explorers import STATIC_PATH, static_files
 from datasaas.kit.explorers import router as explorers_router
-from datasaas.kit.middleware import RateLimits, SecurityHeaders
+from datasaas.kit.middleware import AnnounceWrites, RateLimits, SecurityHeaders
 from datasaas.live import Live
 from datasaas.ratelimit import RateLimiter, RateLimitPolicy
 from datasaas.rest_compat.live import router as rest_live_router
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     # Tracker events pay per event inside their route (a batch costs its size).
     app.add_middleware(RateLimits, policy=policy, self_limited=[("POST", EVENTS_PATH)])
+    app.add_middleware(AnnounceWrites)
     app.add_middleware(SecurityHeaders)
     if settings.cors_origin_list:  # outside the rate limit, so that a 429 is readable too
         app.add_middleware(ApiCORS, origins=settings.cors_origin_list)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -164,6 +164,10 @@ class Database:
         """Run a write in the next group commit (see ``group_commit``): in a savepoint of a
         transaction shared with the writes waiting beside it, answered once that committed."""
         return await self.group_commit.submit(work)
+
+    def arriving(self) -> AbstractContextManager[None]:
+        """Announce a write on its way to ``submit`` (see ``GroupCommit.arriving``)."""
+        return self.group_commit.arriving()
 
     async def submit_batched(
         self, batch: Callable[[AsyncSession, Sequence[P]], Awaitable[Sequence[T]]], payload: P

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, suppress
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -43,6 +44,9 @@ P = TypeVar("P")
 MAX_BATCH: Final = 256
 """Writes per transaction at most (bounds a batch's latency and its statement sizes)."""
 RETRIES: Final = 3
+GATHER_SECONDS: Final = 0.02
+"""At most this long, a batch waits for the writes that were on their way when it was due."""
+GATHER_STEP_SECONDS: Final = 0.0005
 _RETRYABLE_SQLSTATES: Final = frozenset({"40P01", "40001"})  # deadlock, serialization failure
 
 Work = Callable[[AsyncSession], Awaitable[Any]]
@@ -60,6 +64,25 @@ class _Job:
     )
     outcome: tuple[bool, Any] | None = None
     """(succeeded, result or exception) once run in the current attempt."""
+
+
+def _drain(queue: asyncio.Queue[_Job], jobs: list[_Job]) -> None:
+    while len(jobs) < MAX_BATCH and not queue.empty():
+        jobs.append(queue.get_nowait())
+
+
+class _Arrival:
+    """A write on its way: a request received, not yet handed to the writer (or answered)."""
+
+    __slots__ = ("number",)
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+
+_ARRIVAL: contextvars.ContextVar[_Arrival | None] = contextvars.ContextVar(
+    "datasaas_write_arrival", default=None
+)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -114,6 +137,31 @@ class GroupCommit:
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._arrivals = itertools.count()
+        self._on_their_way: dict[int, _Arrival] = {}
+        """Writes announced and not yet queued, oldest first (dicts keep insertion order)."""
+
+    @property
+    def on_their_way(self) -> int:
+        """Writes announced (``arriving``) and not yet queued."""
+        return len(self._on_their_way)
+
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Announce a write on its way (a request still being read, authenticated, validated).
+
+        A batch that is due waits (at most ``GATHER_SECONDS``) for the writes announced before
+        it was due: under load, the writers just answered send their next writes all at once,
+        and without the wait the first of them would pay a commit of their own while the rest
+        are still being parsed. A request that writes nothing just ends its announcement."""
+        arrival = _Arrival(next(self._arrivals))
+        self._on_their_way[arrival.number] = arrival
+        token = _ARRIVAL.set(arrival)
+        try:
+            yield
+        finally:
+            _ARRIVAL.reset(token)
+            self._on_their_way.pop(arrival.number, None)
 
     async def submit(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``work`` in the next shared transaction; return its result once committed."""
@@ -137,6 +185,9 @@ class GroupCommit:
         self._ensure_writer()
         assert self._queue is not None
         self._queue.put_nowait(job)
+        arrival = _ARRIVAL.get()
+        if arrival is not None:
+            self._on_their_way.pop(arrival.number, None)
         return await job.future
 
     def _ensure_writer(self) -> None:
@@ -164,13 +215,29 @@ class GroupCommit:
     async def _run(self, queue: asyncio.Queue[_Job]) -> None:
         while True:
             jobs = [await queue.get()]
-            while len(jobs) < MAX_BATCH and not queue.empty():
-                jobs.append(queue.get_nowait())
+            _drain(queue, jobs)
+            if self._on_their_way:
+                await self._gather(queue, jobs)
             try:
                 await self._commit([job for job in jobs if not job.future.done()])
             finally:
                 for _ in jobs:
                     queue.task_done()
+
+    async def _gather(self, queue: asyncio.Queue[_Job], jobs: list[_Job]) -> None:
+        """Wait until every write announced before now is queued (or gave up), or until
+        ``GATHER_SECONDS`` passed, whichever comes first."""
+        loop = asyncio.get_running_loop()
+        # The writers of the last batch answer first (their continuations are ready to run).
+        await asyncio.sleep(0)
+        _drain(queue, jobs)
+        due = next(self._arrivals)
+        deadline = loop.time() + GATHER_SECONDS
+        while self._on_their_way and len(jobs) < MAX_BATCH:
+            if next(iter(self._on_their_way)) > due or loop.time() >= deadline:
+                return
+            await asyncio.sleep(GATHER_STEP_SECONDS)
+            _drain(queue, jobs)
 
     async def _commit(self, jobs: list[_Job]) -> None:
         attempt = 0

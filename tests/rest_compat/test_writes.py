@@ -507,3 +507,27 @@ async def test_jpy_site_reports_whole_yen(client: httpx.AsyncClient, database: D
     assert '"new_revenue":1500,' in series.text
     assert '"refund_revenue":0}' in series.text
     assert "1500.0" not in series.text
+
+
+async def test_write_requests_are_announced_to_the_group_commit_while_they_authenticate(
+    app: Any, client: httpx.AsyncClient, key: IssuedKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch that is due waits for the writes announced before it (group_commit.arriving);
+    # a write is announced from its arrival, so its authentication counts as "on its way".
+    from datasaas.kit import deps
+
+    seen: list[tuple[str, int]] = []
+    authenticate = deps.authenticate_shared
+
+    async def watching(lookups: Any, header: str | None) -> Any:
+        seen.append((header or "", app.state.database.group_commit.on_their_way))
+        return await authenticate(lookups, header)
+
+    monkeypatch.setattr(deps, "authenticate_shared", watching)
+    body = {"name": "signup", "visitor_id": "v1"}
+    posted = await client.post(GOALS, params={"site_id": SITE}, json=body, headers=bearer(key))
+    read = await client.get(GOALS, params={"site_id": SITE}, headers=bearer(key))
+    assert posted.status_code == 200
+    assert read.status_code == 200
+    assert [count for _, count in seen] == [1, 0]  # the write was announced, the read not
+    assert app.state.database.group_commit.on_their_way == 0  # and nothing stays announced

@@ -14,6 +14,7 @@ from sqlmodel import col
 from datasaas.errors import Conflict
 from datasaas.resolvers import goals as goal_resolvers
 from datasaas.resolvers.goals import GoalIn, NewCompletion
+from datasaas.storage import group_commit
 from datasaas.storage.engine import Database
 from datasaas.storage.models import GoalCompletion, HourVersion, Visitor
 from tests.factories import make_site
@@ -171,3 +172,62 @@ async def test_a_batch_that_cannot_commit_acknowledges_nobody(
     event.remove(database.engine.sync_engine, "commit", refuse)
     assert all(isinstance(o, Exception) for o in outcomes)
     assert await _count(database, col(GoalCompletion.id)) == 0
+
+
+async def test_a_due_batch_waits_for_the_writes_announced_before_it(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under load, the writers just answered send their next writes at once; the first of
+    # them to be queued must not pay a commit of its own while the rest are still parsed.
+    monkeypatch.setattr(group_commit, "GATHER_SECONDS", 30.0)  # only the arrival ends the wait
+    await make_site(database)
+    commits = _commits(database)
+    now = datetime.now(UTC)
+    parsed = asyncio.Event()
+
+    async def announced(uid: str) -> goal_resolvers.GoalResult:
+        with database.arriving():
+            await parsed.wait()  # still being read and authenticated
+            return await database.submit_batched(
+                goal_resolvers.record_goals,
+                NewCompletion("ds_test", "signup", uid, None, None, now),
+            )
+
+    late = asyncio.create_task(announced("late"))
+    await asyncio.sleep(0)
+    first = asyncio.create_task(
+        database.submit_batched(
+            goal_resolvers.record_goals,
+            NewCompletion("ds_test", "signup", "first", None, None, now),
+        )
+    )
+    for _ in range(20):  # the writer takes ``first`` and waits for the announced write
+        await asyncio.sleep(0)
+    assert not first.done()
+    parsed.set()
+    await asyncio.gather(first, late)
+    assert len(commits) == 1
+    assert await _count(database, col(GoalCompletion.id)) == 2
+
+
+async def test_an_announced_request_that_never_writes_holds_a_batch_only_briefly(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group_commit, "GATHER_SECONDS", 0.05)
+    await make_site(database)
+    stuck = asyncio.Event()
+
+    async def never_writes() -> None:
+        with database.arriving():
+            await stuck.wait()
+
+    hanging = asyncio.create_task(never_writes())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(10):  # bounded by GATHER_SECONDS, not by the stuck request
+        await database.submit_batched(
+            goal_resolvers.record_goals,
+            NewCompletion("ds_test", "signup", "v", None, None, datetime.now(UTC)),
+        )
+    stuck.set()
+    await hanging
+    assert await _count(database, col(GoalCompletion.id)) == 1
