@@ -23,9 +23,8 @@ from datasaas.storage import payments as payment_store
 from datasaas.storage import sites as site_store
 from datasaas.storage import webhooks as webhook_store
 from datasaas.storage.live_models import WebhookEndpoint
-from datasaas.storage.models import Payment
 from datasaas.storage.outbox import StoredEvent
-from datasaas.storage.payments import LedgerRow
+from datasaas.storage.payments import LedgerRow, StoredPayment
 
 WINDOW_SECONDS: Final = 90
 GOAL_COMPLETED: Final = "goal.completed"
@@ -131,13 +130,14 @@ def ledger_row(payload: dict[str, Any]) -> LedgerRow:
     return LedgerRow(**values)
 
 
-async def payments_created(session: AsyncSession, created: Sequence[tuple[Payment, str]]) -> None:
+async def payments_created(
+    session: AsyncSession, created: Sequence[tuple[StoredPayment, str]]
+) -> None:
     """Write the ``payment.created`` / ``payment.refunded`` events of new payments, each with
     its payer's uid (their ledger rows in one read, the payers' presence, one insert)."""
     if not created:
         return
-    ids = [payment.id for payment, _ in created if payment.id is not None]
-    assert len(ids) == len(created)
+    ids = [payment.id for payment, _ in created]
     rows = await payment_store.ledger_rows(session, payment_ids=ids)
     seen: dict[str, dict[str, datetime]] = {}
     for payment, uid in created:

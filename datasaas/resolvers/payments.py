@@ -20,7 +20,7 @@ from datasaas.storage import payments as payment_store
 from datasaas.storage import sites as site_store
 from datasaas.storage import visitors as visitor_store
 from datasaas.storage.models import Payment, Site
-from datasaas.storage.payments import LedgerRow
+from datasaas.storage.payments import LedgerRow, StoredPayment
 from datasaas.storage.sql import core_rows
 from datasaas.timerange import Period, TimeRange
 
@@ -50,7 +50,7 @@ class PaymentResult:
     """The stored payment, and whether this call created it (False for an identical replay)."""
 
     created: bool
-    payment: Payment
+    payment: StoredPayment
     visitor_uid: str
 
 
@@ -147,7 +147,7 @@ async def _replay(
             f"Transaction '{clean.transaction_id}' was already recorded with different fields.",
             details=[FieldError("transaction_id", "already recorded with different fields")],
         )
-    return PaymentResult(created=False, payment=existing, visitor_uid=visitor)
+    return PaymentResult(created=False, payment=StoredPayment.of(existing), visitor_uid=visitor)
 
 
 async def _check_refund(session: AsyncSession, site: Site, clean: _Clean) -> None:
@@ -206,8 +206,8 @@ async def record_payment(
         assert raced is not None
         return await _replay(session, raced, clean, provider)
     await visitor_store.mark_active(session, site_id=site.id, visitor_id=visitor, at=clean.paid_at)
-    result = PaymentResult(created=True, payment=row, visitor_uid=clean.uid)
-    await live.payments_created(session, [(row, clean.uid)])
+    result = PaymentResult(created=True, payment=StoredPayment.of(row), visitor_uid=clean.uid)
+    await live.payments_created(session, [(result.payment, clean.uid)])
     return result
 
 
@@ -344,7 +344,13 @@ async def _store_new(
         session, [(row["site_id"], row["visitor_id"], row["paid_at"]) for row in values]
     )
     results = [
-        PaymentResult(created=True, payment=Payment(id=id_, **row), visitor_uid=write.clean.uid)
+        PaymentResult(
+            created=True,
+            payment=StoredPayment(
+                id_, row["site_id"], row["transaction_id"], row["payment_type"], row["paid_at"]
+            ),
+            visitor_uid=write.clean.uid,
+        )
         for id_, row, write in zip(ids, values, writes, strict=True)
     ]
     await live.payments_created(session, [(r.payment, r.visitor_uid) for r in results])
@@ -458,9 +464,8 @@ async def payment_connection(
     return PaymentConnection(items=rows[:first], has_next_page=len(rows) > first, total_count=total)
 
 
-async def ledger_entry(session: AsyncSession, *, payment: Payment) -> LedgerRow:
+async def ledger_entry(session: AsyncSession, *, payment: StoredPayment) -> LedgerRow:
     """A stored payment as the ledger shows it (refunds, provider, payer's first touch)."""
-    assert payment.id is not None
     return await payment_store.ledger_row(session, payment_id=payment.id)
 
 

@@ -171,6 +171,32 @@ async def revenue_by_granule(
 
 
 @dataclass(frozen=True, slots=True)
+class StoredPayment:
+    """A payment a write stored (or found stored): what its callers and events need of it.
+
+    Plain data rather than a ``Payment`` model: building a table model runs its validation and
+    the ORM's instrumentation, a cost every payment of a batch paid for four attribute reads."""
+
+    id: int
+    site_id: str
+    transaction_id: str
+    payment_type: str
+    paid_at: datetime
+
+    @classmethod
+    def of(cls, payment: Payment) -> StoredPayment:
+        """The stored identity of a ``Payment`` row that has its id."""
+        assert payment.id is not None
+        return cls(
+            payment.id,
+            payment.site_id,
+            payment.transaction_id,
+            payment.payment_type,
+            payment.paid_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerRow:
     """A payment as the ledger lists it, with its refunds and its visitor's first touch."""
 
