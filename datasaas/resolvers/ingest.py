@@ -237,11 +237,18 @@ def _hostname(value: object, url: str | None) -> str:
     return host.strip().lower()
 
 
+@functools.lru_cache(maxsize=4096)
+def _query_of(url: str) -> dict[str, list[str]]:
+    """A page URL's query parameters: parsed once for its three UTM fields, and once for all
+    the events of the same page (a tracker batch is mostly a few pages). Read only."""
+    return parse_qs(urlsplit(url).query)
+
+
 def _utm(item: dict[str, Any], field: str, url: str | None) -> str | None:
     if field in item:
         value = _text(item[field], field, _MAX_URL)
     elif url is not None:
-        values = parse_qs(urlsplit(url).query).get(field, [])
+        values = _query_of(url).get(field)
         value = values[0] if values else None
     else:
         value = None
