@@ -163,6 +163,9 @@ class LiveHub:
     async def _read_new(self) -> None:
         while True:
             async with self.database.read() as session:
+                if not self._subscribers:  # nobody to hand them to: only move past them
+                    self._last_id = max(self._last_id, await outbox_store.last_id(session))
+                    return
                 events = await outbox_store.events_after(session, after=self._last_id)
             for event in events:
                 self._last_id = event.id
