@@ -1,9 +1,10 @@
 """Write-path benchmark: saturating concurrent load over real HTTP, as ratios to ``/healthz``.
 
-``python -m benchmarks.writes [--scale S|M] [--postgres URL] [--concurrency 16,64]`` migrates a
-fresh database, creates a site and a Read & Write key with the CLI, starts uvicorn (rate limits
-raised) and, from this separate process, keeps ``--concurrency`` keep-alive connections busy
-(one run per value: 16, then 64) with each scenario in turn: ``GET /healthz`` (the framework's
+``python -m benchmarks.writes [--scale S|M] [--postgres URL] [--concurrency 16,64] [--repeat 3]``
+migrates a fresh database, creates a site and a Read & Write key with the CLI, starts uvicorn
+(rate limits raised) and, from this separate process, keeps ``--concurrency`` keep-alive
+connections busy (one run per value: 16, then 64) with each scenario in turn, ``--repeat``
+rounds of them, the fastest run of each scenario kept: ``GET /healthz`` (the framework's
 ceiling on the same server),
 ``POST /api/v1/goals``, ``POST /api/v1/payments`` (unique transaction ids),
 ``POST /api/events`` with one event, and with batches of 100. It prints requests/s, events/s,
@@ -241,21 +242,34 @@ def prepare(database_url: str) -> tuple[dict[str, str], str]:
 
 
 def run_backend(
-    label: str, database_url: str, *, workers: int, requests: int, concurrency: int
+    label: str,
+    database_url: str,
+    *,
+    workers: int,
+    requests: int,
+    concurrency: int,
+    repeat: int = 1,
 ) -> list[Outcome]:
-    """Every scenario against one fresh database and server."""
+    """Every scenario against one fresh database and server; with ``repeat``, each scenario is
+    run that many times in turn and its fastest run kept (``/healthz`` too, so ratios stay
+    like for like): on a shared machine a run that met a neighbour's burst is not the code's."""
     env, key = prepare(database_url)
     run = uuid.uuid4().hex[:8]
-    outcomes: list[Outcome] = []
+    best: dict[str, Outcome] = {}
     with server_process(env, workers=workers, timeout=60, cwd=REPO_ROOT) as (base, process):
-        for scenario in scenarios(run):
-            batched = scenario.events_per_request > 1
-            count = max(requests // 10, 30) if batched else requests
-            asyncio.run(saturate(base, key, scenario, min(count, 50), concurrency))  # warm up
-            cpu = server_cpu_seconds(process.pid)
-            outcome = asyncio.run(saturate(base, key, scenario, count, concurrency))
-            cpu_ms = (server_cpu_seconds(process.pid) - cpu) * 1000 / outcome.requests
-            outcomes.append(Outcome(**{**asdict(outcome), "server_cpu_ms": cpu_ms}))
+        for round_number in range(repeat):
+            for scenario in scenarios(f"{run}r{round_number}"):
+                batched = scenario.events_per_request > 1
+                count = max(requests // 10, 30) if batched else requests
+                asyncio.run(saturate(base, key, scenario, min(count, 50), concurrency))  # warm up
+                cpu = server_cpu_seconds(process.pid)
+                outcome = asyncio.run(saturate(base, key, scenario, count, concurrency))
+                cpu_ms = (server_cpu_seconds(process.pid) - cpu) * 1000 / outcome.requests
+                measured = Outcome(**{**asdict(outcome), "server_cpu_ms": cpu_ms})
+                kept = best.get(scenario.name)
+                if kept is None or measured.requests_per_s > kept.requests_per_s:
+                    best[scenario.name] = measured
+    outcomes = list(best.values())
     ceiling = outcomes[0].requests_per_s
     return [
         Outcome(**{**asdict(o), "ratio_to_healthz": o.requests_per_s / ceiling}) for o in outcomes
@@ -373,14 +387,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="client connections, one run per value (default 16,64)",
     )
     parser.add_argument("--postgres", metavar="URL", help="an admin URL, to bench PostgreSQL too")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of every scenario, the fastest kept (default 3; 1 for a single pass)",
+    )
     args = parser.parse_args(argv)
     console = Console(width=120)
     requests = SCALES[args.scale]
-    report: dict[str, Any] = {"scale": args.scale, "concurrency": args.concurrency, "runs": {}}
+    report: dict[str, Any] = {
+        "scale": args.scale,
+        "concurrency": args.concurrency,
+        "repeat": args.repeat,
+        "runs": {},
+    }
 
     def bench(label: str, url: str, workers: int, concurrency: int) -> None:
         outcomes = run_backend(
-            label, url, workers=workers, requests=requests, concurrency=concurrency
+            label,
+            url,
+            workers=workers,
+            requests=requests,
+            concurrency=concurrency,
+            repeat=args.repeat,
         )
         print_table(console, label, outcomes)
         report["runs"][label] = [asdict(o) for o in outcomes]
