@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -131,14 +131,20 @@ def ledger_row(payload: dict[str, Any]) -> LedgerRow:
 
 
 async def payments_created(
-    session: AsyncSession, created: Sequence[tuple[StoredPayment, str]]
+    session: AsyncSession,
+    created: Sequence[tuple[StoredPayment, str]],
+    *,
+    ledger: Mapping[int, LedgerRow] | None = None,
 ) -> None:
     """Write the ``payment.created`` / ``payment.refunded`` events of new payments, each with
-    its payer's uid (their ledger rows in one read, the payers' presence, one insert)."""
+    its payer's uid (their ledger rows in one read unless given, the payers' presence, one
+    insert)."""
     if not created:
         return
     ids = [payment.id for payment, _ in created]
-    rows = await payment_store.ledger_rows(session, payment_ids=ids)
+    rows = (
+        ledger if ledger is not None else await payment_store.ledger_rows(session, payment_ids=ids)
+    )
     seen: dict[str, dict[str, datetime]] = {}
     for payment, uid in created:
         payers = seen.setdefault(payment.site_id, {})

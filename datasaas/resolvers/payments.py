@@ -16,6 +16,7 @@ from datasaas.money import convert, normalize_currency, parse_amount, to_major
 from datasaas.resolvers import live, validation
 from datasaas.resolvers.goals import decode_cursor, keyset_cursor
 from datasaas.storage import filters as filter_store
+from datasaas.storage import outbox as outbox_store
 from datasaas.storage import payments as payment_store
 from datasaas.storage import sites as site_store
 from datasaas.storage import visitors as visitor_store
@@ -353,7 +354,22 @@ async def _store_new(
         )
         for id_, row, write in zip(ids, values, writes, strict=True)
     ]
-    await live.payments_created(session, [(r.payment, r.visitor_uid) for r in results])
+    # Their ledger rows are what was just inserted plus the payers' first touch: no read back.
+    touches = await outbox_store.first_touches(
+        session, visitor_ids=[row["visitor_id"] for row in values]
+    )
+    ledger = {
+        id_: payment_store.new_ledger_row(
+            id_,
+            row,
+            visitor_uid=write.clean.uid,
+            first_touch=touches.get(row["visitor_id"], outbox_store.FirstTouch()),
+        )
+        for id_, row, write in zip(ids, values, writes, strict=True)
+    }
+    await live.payments_created(
+        session, [(r.payment, r.visitor_uid) for r in results], ledger=ledger
+    )
     return results
 
 

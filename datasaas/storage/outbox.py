@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from datasaas.storage import ids
 from datasaas.storage.live_models import OutboxEvent, RealtimeVisitor, WebhookDelivery
 from datasaas.storage.models import Visitor
 from datasaas.storage.sql import (
@@ -310,20 +311,40 @@ class FirstTouch:
 async def first_touches(
     session: AsyncSession, *, visitor_ids: Sequence[int]
 ) -> dict[int, FirstTouch]:
-    """The first-touch attributes of visitors by integer key (one statement per chunk)."""
+    """The first-touch attributes of visitors by integer key: remembered ones cost nothing
+    (a first touch never changes once the first pageview set it), the others one statement
+    per chunk."""
     found: dict[int, FirstTouch] = {}
-    unique = list(dict.fromkeys(visitor_ids))
-    for start in range(0, len(unique), _CHUNK):
+    unknown: list[int] = []
+    for key in dict.fromkeys(visitor_ids):
+        known = ids.lookup_fact(session, _touch_key(key))
+        if isinstance(known, FirstTouch):
+            found[key] = known
+        else:
+            unknown.append(key)
+    for start in range(0, len(unknown), _CHUNK):
         rows = await session.execute(
             select(
                 col(Visitor.id),
+                col(Visitor.first_pageview_at),
                 col(Visitor.source),
                 col(Visitor.country),
                 col(Visitor.city),
                 col(Visitor.browser),
                 col(Visitor.os),
                 col(Visitor.device_type),
-            ).where(col(Visitor.id).in_(unique[start : start + _CHUNK]))
+            ).where(col(Visitor.id).in_(unknown[start : start + _CHUNK]))
         )
-        found |= {key: FirstTouch(*rest) for key, *rest in rows.all() if key is not None}
+        settled: dict[ids.Key, object] = {}
+        for row_key, first_pageview_at, *rest in rows.all():
+            if row_key is None:
+                continue
+            found[row_key] = FirstTouch(*rest)
+            if first_pageview_at is not None:  # set once and for all
+                settled[_touch_key(row_key)] = found[row_key]
+        ids.remember(session, settled)
     return found
+
+
+def _touch_key(visitor_key: int) -> ids.Key:
+    return ("first_touch", "", str(visitor_key))

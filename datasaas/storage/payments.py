@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from datasaas.storage.models import Payment, Visitor
+from datasaas.storage.outbox import FirstTouch
 from datasaas.storage.sql import core_table, epoch_seconds, insert_returning_ids
 
 REFUND = "refund"
@@ -219,6 +220,34 @@ class LedgerRow:
     source: str | None
     country: str | None
     device_type: str | None
+
+
+def new_ledger_row(
+    payment_id: int, values: Mapping[str, Any], *, visitor_uid: str, first_touch: FirstTouch
+) -> LedgerRow:
+    """The ledger row of a payment just inserted with ``values`` (its ``payment`` columns), as
+    ``ledger_rows`` would read it back: no refund can name a payment that did not exist yet."""
+    return LedgerRow(
+        id=payment_id,
+        transaction_id=values["transaction_id"],
+        visitor_uid=visitor_uid,
+        amount_minor=values["amount_minor"],
+        currency=values["currency"],
+        reporting_amount_minor=values["reporting_amount_minor"],
+        reporting_currency=values["reporting_currency"],
+        fx_rate=values["fx_rate"],
+        payment_type=values["payment_type"],
+        product_name=values["product_name"],
+        paid_at=values["paid_at"],
+        original_transaction_id=values["original_transaction_id"],
+        refunded_minor=0,
+        billing_interval=values["billing_interval"],
+        billing_interval_count=values["billing_interval_count"],
+        provider=values["provider"],
+        source=first_touch.source,
+        country=first_touch.country,
+        device_type=first_touch.device_type,
+    )
 
 
 def _ledger_conditions(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,9 +11,13 @@ from sqlalchemy import delete, event, func, select
 from sqlmodel import col
 
 from datasaas.errors import Conflict, NotFound, Unauthorized
+from datasaas.resolvers import live
 from datasaas.resolvers import payments as payment_resolvers
 from datasaas.resolvers import sites as site_resolvers
 from datasaas.resolvers.payments import PaymentIn
+from datasaas.storage import outbox as outbox_store
+from datasaas.storage import payments as payment_store
+from datasaas.storage import visitors as visitor_store
 from datasaas.storage.engine import Database
 from datasaas.storage.live_models import OutboxEvent
 from datasaas.storage.models import Payment, Site, Visitor, VisitorSlot
@@ -137,3 +142,92 @@ async def test_shared_site_lookups_see_a_site_created_or_deleted_before_they_sta
     async with database.write() as session:
         await session.execute(delete(Site).where(col(Site.id) == "ds_test"))
     assert await database.sites.find("ds_test") is None
+
+
+async def test_batched_payment_events_carry_the_ledger_rows_as_they_read_back(
+    database: Database,
+) -> None:
+    # A batch builds its payment events from what it inserted (no read back): they must be
+    # exactly the ledger rows the database gives afterwards, first touch and conversion too.
+    await make_site(database)
+    at = datetime.now(UTC) - timedelta(hours=3)
+    async with database.write() as session:
+        tracked = await visitor_store.visitor_key(
+            session, site_id="ds_test", uid="tracked", seen_at=at
+        )
+        touch = {"source": "Google", "country": "France", "device_type": "mobile"}
+        await visitor_store.set_first_touches(session, at=at, touches={tracked: touch})
+    payments = [
+        _payment(
+            "p1",
+            uid="tracked",
+            amount="49.00",
+            payment_type="recurring",
+            billing_interval="month",
+            paid_at=(at + timedelta(minutes=5)).isoformat(),
+        ),
+        PaymentIn(
+            visitor_id="server-side",
+            amount="12.34",
+            currency="EUR",
+            transaction_id="p2",
+            product_name="Pro",
+            paid_at=(at + timedelta(minutes=7, microseconds=123456)).isoformat(),
+        ),
+        _payment("p3", uid="tracked", amount="5.00"),
+    ]
+    for _ in range(2):  # the second time the tracked payer's first touch comes from memory
+        await asyncio.gather(*(_submit(database, "ds_test", p) for p in payments))
+        payments = [
+            dataclasses.replace(p, transaction_id=f"{p.transaction_id}-again") for p in payments
+        ]
+    async with database.read() as session:
+        events = (await session.scalars(select(OutboxEvent).order_by(col(OutboxEvent.id)))).all()
+        ids = (await session.scalars(select(col(Payment.id)))).all()
+        ledger = await payment_store.ledger_rows(session, payment_ids=[i for i in ids if i])
+    sent = {e.payload["transaction_id"]: e.payload for e in events if e.type == "payment.created"}
+    assert sent == {row.transaction_id: live.ledger_payload(row) for row in ledger.values()}
+    assert len(sent) == 6
+    assert sent["p1-again"]["source"] == "Google"
+    assert sent["p2"]["reporting_currency"] == "USD"
+    assert sent["p2"]["source"] is None
+
+
+async def test_a_first_touch_is_remembered_once_set_and_never_while_pending(
+    database: Database,
+) -> None:
+    await make_site(database)
+    at = datetime.now(UTC) - timedelta(hours=1)
+    async with database.write() as session:
+        keys = await visitor_store.visitor_keys(
+            session, site_id="ds_test", uids=["tracked", "pending"], seen_at=at
+        )
+        tracked, pending = keys["tracked"].key, keys["pending"].key
+        await visitor_store.set_first_touches(session, at=at, touches={tracked: {"source": "Bing"}})
+    reads: list[str] = []
+    event.listen(
+        database.engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_rest: reads.append(sql) if "FROM visitor" in sql else None,
+    )
+
+    async def touches() -> dict[int, object]:
+        async with database.write() as session:
+            return dict(await outbox_store.first_touches(session, visitor_ids=[tracked, pending]))
+
+    first = await touches()
+    assert first[tracked] == outbox_store.FirstTouch(source="Bing")
+    assert first[pending] == outbox_store.FirstTouch()
+    reads.clear()
+    async with database.write() as session:  # the pending visitor's first pageview arrives
+        await visitor_store.set_first_touches(
+            session, at=at, touches={pending: {"source": "Twitter", "country": "Japan"}}
+        )
+    again = await touches()
+    assert again[pending] == outbox_store.FirstTouch(source="Twitter", country="Japan")
+    assert again[tracked] == outbox_store.FirstTouch(source="Bing")
+    # Only the visitor that was pending was read again; the settled one came from memory.
+    assert len([sql for sql in reads if sql.lstrip().upper().startswith("SELECT")]) == 1
+    reads.clear()
+    assert await touches() == again
+    assert not [sql for sql in reads if sql.lstrip().upper().startswith("SELECT")]
