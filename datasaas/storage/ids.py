@@ -2,8 +2,9 @@
 integer ids of goals and visitors, and a visitor's first touch once their first pageview set it.
 
 Every mapping only ever grows: a goal's id and a visitor's key never change, neither row is
-ever deleted, and a visitor's first-touch attributes are written once, with
-``first_pageview_at`` (``visitors.set_first_touches`` only updates visitors that have none).
+ever deleted (only a whole site is, and its rows go with it), and a visitor's first-touch
+attributes are written once, with ``first_pageview_at`` (``visitors.set_first_touches`` only
+updates visitors that have none).
 The one way a remembered fact could be wrong is a transaction that wrote it and then rolled
 back, so facts learnt inside a transaction are *pending* until it commits (``after_commit``)
 and forgotten if it rolls back. A savepoint that rolls back restores the pending set it
