@@ -18,6 +18,7 @@ from datasaas.resolvers.sites import Principal, hash_secret
 from datasaas.storage.engine import Database
 
 PROBES = frozenset({"/healthz", "/readyz"})
+_WRITE_METHODS = frozenset({"POST", "DELETE"})
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -183,6 +184,3 @@ class AnnounceWrites:
             return
         with database.arriving():
             await self.app(scope, receive, send)
-
-
-_WRITE_METHODS = frozenset({"POST", "DELETE"})

@@ -71,18 +71,10 @@ def _drain(queue: asyncio.Queue[_Job], jobs: list[_Job]) -> None:
         jobs.append(queue.get_nowait())
 
 
-class _Arrival:
-    """A write on its way: a request received, not yet handed to the writer (or answered)."""
-
-    __slots__ = ("number",)
-
-    def __init__(self, number: int) -> None:
-        self.number = number
-
-
-_ARRIVAL: contextvars.ContextVar[_Arrival | None] = contextvars.ContextVar(
+_ARRIVAL: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "datasaas_write_arrival", default=None
 )
+"""The number of the current request's announcement (``GroupCommit.arriving``), if any."""
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -138,8 +130,8 @@ class GroupCommit:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._arrivals = itertools.count()
-        self._on_their_way: dict[int, _Arrival] = {}
-        """Writes announced and not yet queued, oldest first (dicts keep insertion order)."""
+        self._on_their_way: dict[int, None] = {}
+        """Numbers of the writes announced and not yet queued, oldest first (an ordered set)."""
 
     @property
     def on_their_way(self) -> int:
@@ -154,14 +146,14 @@ class GroupCommit:
         it was due: under load, the writers just answered send their next writes all at once,
         and without the wait the first of them would pay a commit of their own while the rest
         are still being parsed. A request that writes nothing just ends its announcement."""
-        arrival = _Arrival(next(self._arrivals))
-        self._on_their_way[arrival.number] = arrival
-        token = _ARRIVAL.set(arrival)
+        number = next(self._arrivals)
+        self._on_their_way[number] = None
+        token = _ARRIVAL.set(number)
         try:
             yield
         finally:
             _ARRIVAL.reset(token)
-            self._on_their_way.pop(arrival.number, None)
+            self._on_their_way.pop(number, None)
 
     async def submit(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run ``work`` in the next shared transaction; return its result once committed."""
@@ -187,7 +179,7 @@ class GroupCommit:
         self._queue.put_nowait(job)
         arrival = _ARRIVAL.get()
         if arrival is not None:
-            self._on_their_way.pop(arrival.number, None)
+            self._on_their_way.pop(arrival, None)
         return await job.future
 
     def _ensure_writer(self) -> None:
