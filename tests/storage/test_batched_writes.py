@@ -33,6 +33,15 @@ async def _submit(database: Database, site_id: str, payment: PaymentIn) -> objec
     return await database.submit_batched(payment_resolvers.record_payments, write)
 
 
+async def _visitor(database: Database, uid: str, at: datetime, **first_touch: str) -> int:
+    """A visitor of ``ds_test`` first seen at ``at``; with attributes, their first touch set."""
+    async with database.write() as session:
+        key = await visitor_store.visitor_key(session, site_id="ds_test", uid=uid, seen_at=at)
+        if first_touch:
+            await visitor_store.set_first_touches(session, at=at, touches={key: first_touch})
+    return key
+
+
 async def _scalar(database: Database, query: object) -> int:
     async with database.read() as session:
         return int(await session.scalar(query) or 0)  # type: ignore[call-overload]
@@ -151,12 +160,7 @@ async def test_batched_payment_events_carry_the_ledger_rows_as_they_read_back(
     # exactly the ledger rows the database gives afterwards, first touch and conversion too.
     await make_site(database)
     at = datetime.now(UTC) - timedelta(hours=3)
-    async with database.write() as session:
-        tracked = await visitor_store.visitor_key(
-            session, site_id="ds_test", uid="tracked", seen_at=at
-        )
-        touch = {"source": "Google", "country": "France", "device_type": "mobile"}
-        await visitor_store.set_first_touches(session, at=at, touches={tracked: touch})
+    await _visitor(database, "tracked", at, source="Google", country="France", device_type="mobile")
     payments = [
         _payment(
             "p1",
@@ -198,12 +202,8 @@ async def test_a_first_touch_is_remembered_once_set_and_never_while_pending(
 ) -> None:
     await make_site(database)
     at = datetime.now(UTC) - timedelta(hours=1)
-    async with database.write() as session:
-        keys = await visitor_store.visitor_keys(
-            session, site_id="ds_test", uids=["tracked", "pending"], seen_at=at
-        )
-        tracked, pending = keys["tracked"].key, keys["pending"].key
-        await visitor_store.set_first_touches(session, at=at, touches={tracked: {"source": "Bing"}})
+    tracked = await _visitor(database, "tracked", at, source="Bing")
+    pending = await _visitor(database, "pending", at)
     reads: list[str] = []
     event.listen(
         database.engine.sync_engine,
