@@ -99,17 +99,20 @@ async def touch_hours(session: AsyncSession, activity: Iterable[tuple[str, datet
     due = sorted((site_id, hour) for site_id, hour in reached - bumped if hour < current)
     if not due:
         return
-    table = core_table(HourVersion)
     await insert_many(
         session,
-        table,
+        core_table(HourVersion),
         [{"site_id": site_id, "hour": hour, "version": 1} for site_id, hour in due],
-        on_conflict=lambda insert: insert.on_conflict_do_update(
-            index_elements=[table.c.site_id, table.c.hour],
-            set_={"version": table.c.version + 1},
-        ),
+        on_conflict=_bump_version,
     )
     bumped.update(due)
+
+
+def _bump_version(insert: Any) -> Any:
+    table = insert.table
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.site_id, table.c.hour], set_={"version": table.c.version + 1}
+    )
 
 
 # -- raw windows -------------------------------------------------------------------------------

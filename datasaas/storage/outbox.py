@@ -267,18 +267,21 @@ async def touch_visitors(session: AsyncSession, *, site_id: str, seen: dict[str,
     """Record each visitor's latest event instant for the realtime count (never moves back)."""
     if not seen:
         return
-    newest = func.max if dialect_name(session) == "sqlite" else func.greatest
-    table = core_table(RealtimeVisitor)
     rows = [{"site_id": site_id, "visitor_uid": uid, "seen_at": at} for uid, at in seen.items()]
-    await insert_many(
-        session,
-        table,
-        rows,
-        on_conflict=lambda insert: insert.on_conflict_do_update(
-            index_elements=[table.c.site_id, table.c.visitor_uid],
-            set_={"seen_at": newest(table.c.seen_at, insert.excluded.seen_at)},
-        ),
+    keep_newest = _keep_newest_sqlite if dialect_name(session) == "sqlite" else _keep_newest
+    await insert_many(session, core_table(RealtimeVisitor), rows, on_conflict=keep_newest)
+
+
+def _keep_newest(insert: Any, newest: Any = func.greatest) -> Any:
+    table = insert.table
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.site_id, table.c.visitor_uid],
+        set_={"seen_at": newest(table.c.seen_at, insert.excluded.seen_at)},
     )
+
+
+def _keep_newest_sqlite(insert: Any) -> Any:
+    return _keep_newest(insert, func.max)  # SQLite's two-argument max() is greatest()
 
 
 async def count_recent(session: AsyncSession, *, site_id: str, since: datetime) -> int:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, Final
 
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+_REMEMBERED_INSTANTS: Final = 4096
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -24,6 +28,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         # SQLite stores text: drop tzinfo so every row has the same lexically ordered format.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """This type's processing, remembered per instant on SQLite (equal instants give equal
+        text): a tracked pageview binds the one instant its request arrived at five times
+        (first seen, first pageview, pageview, activity, presence), and turning an instant
+        into text was a tenth of a batch's CPU."""
+        process = super().bind_processor(dialect)
+        if process is None or dialect.name != "sqlite":
+            return process
+        return lru_cache(maxsize=_REMEMBERED_INSTANTS)(process)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
