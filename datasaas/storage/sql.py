@@ -51,10 +51,9 @@ def core_rows(model: Any, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]
     keys = _column_keys(model)
     if not rows:
         return []
-    if all(row.keys() == rows[0].keys() for row in rows):  # the usual case: one check for all
-        renamed = {name: keys.get(name) for name in rows[0]}
-        if all(name == key for name, key in renamed.items()):
-            return list(rows)
+    same_keys = all(row.keys() == rows[0].keys() for row in rows)
+    if same_keys and all(keys.get(name) == name for name in rows[0]):  # nothing to rename
+        return list(rows)
     try:
         return [{keys[name]: value for name, value in row.items()} for row in rows]
     except KeyError as exc:
@@ -149,7 +148,7 @@ def _driver_insert(
     )
 
 
-_SQLITE_ROWS_PER_STATEMENT: Final = 32_766
+_SQLITE_MAX_PARAMETERS: Final = 32_766
 """Bound parameters SQLite allows in one statement (since 3.32): a multi-row insert's limit."""
 
 
@@ -198,7 +197,7 @@ async def insert_many(
             await connection.exec_driver_sql(prepared.sql, parameters)
             return []
         inserted: list[tuple[Any, ...]] = []
-        per_statement = _SQLITE_ROWS_PER_STATEMENT // len(columns)
+        per_statement = _SQLITE_MAX_PARAMETERS // len(columns)
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             flat = tuple(value for row in chunk for value in prepared.parameters(row))
